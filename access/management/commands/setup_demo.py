@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from access.demo import DEMO_PASSWORD, demo_accounts_ensure
+
+
+class Command(BaseCommand):
+    help = "Load the demo: staff accounts with a known password (development only)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--force", action="store_true", help="Run even with DEBUG off (never in production)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError("setup_demo creates accounts with a known password; DEBUG is off.")
+        base = options["base_url"].rstrip("/")
+        accounts = demo_accounts_ensure()
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS("Actiondesk demo is ready."))
+        self.stdout.write(f"  Admin:   {base}/admin/")
+        self.stdout.write(f"  API:     {base}/api/v1/health  (docs: {base}/api/v1/docs, staff)")
+        for account in accounts:
+            note = f"password {DEMO_PASSWORD}" if account.created else "existing account"
+            self.stdout.write(f"  Login:   {account.username} / {note}  ({account.role})")
+        self.stdout.write("")

@@ -1,0 +1,223 @@
+"""The one NinjaAPI, mounted at ``/api/v1``, and the envelope every response travels in.
+
+Success: ``{"success": true, "data": ..., "error": null}``. Failure: ``{"success": false,
+"data": null, "error": {"code", "message", "details"}}`` for domain errors, validation errors,
+401/403/404/409/429 and unexpected exceptions (500, logged with the request id, no traceback).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, cast
+
+import structlog
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    HttpError,
+    Throttled,
+    ValidationError,
+)
+from ninja.throttling import AuthRateThrottle
+
+from access.auth import api_auth
+from config.errors import ApplicationError, ErrorCode, error_body
+from config.middleware import code_for_status
+
+logger = structlog.get_logger(__name__)
+
+
+def _is_envelope(data: Any) -> bool:
+    return isinstance(data, dict) and data.keys() == {"success", "data", "error"}
+
+
+class ActiondeskAPI(NinjaAPI):
+    def create_response(
+        self,
+        request: HttpRequest,
+        data: Any,
+        *,
+        status: int | None = None,
+        temporal_response: HttpResponse | None = None,
+    ) -> HttpResponse:
+        effective = temporal_response.status_code if temporal_response else status
+        assert effective is not None
+        if not _is_envelope(data):
+            if effective < 400:
+                data = {"success": True, "data": data, "error": None}
+            else:
+                code, message = code_for_status(effective)
+                detail = data.get("detail") if isinstance(data, dict) else None
+                data = error_body(code, str(detail) if detail else message)
+        return super().create_response(
+            request, data, status=status, temporal_response=temporal_response
+        )
+
+    def error_response(
+        self,
+        request: HttpRequest,
+        code: ErrorCode,
+        message: str,
+        *,
+        status: int,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HttpResponse:
+        response = super().create_response(
+            request, error_body(code, message, details), status=status
+        )
+        for name, value in (headers or {}).items():
+            response[name] = value
+        return response
+
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        """Document what clients really receive: each response schema inside the envelope."""
+        schema = super().get_openapi_schema(**kwargs)
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {}).get("application/json")
+                    if not content or "schema" not in content:
+                        continue
+                    inner = copy.deepcopy(content["schema"])
+                    ok = int(status) < 400
+                    content["schema"] = {
+                        "type": "object",
+                        "required": ["success", "data", "error"],
+                        "properties": {
+                            "success": {"type": "boolean", "enum": [ok]},
+                            "data": inner if ok else {"type": "null"},
+                            "error": {"type": "null"}
+                            if ok
+                            else {"$ref": "#/components/schemas/Error"},
+                        },
+                    }
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "enum": [str(c) for c in ErrorCode]},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+        return schema
+
+
+def install_error_handlers(api: ActiondeskAPI) -> None:
+    """Map every failure family to the envelope (one handler per family)."""
+
+    @api.exception_handler(ApplicationError)
+    def _application_error(request: HttpRequest, exc: ApplicationError) -> HttpResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return api.error_response(
+            request, exc.code, exc.message, status=exc.status, details=exc.details, headers=headers
+        )
+
+    @api.exception_handler(ValidationError)
+    def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        fields = [
+            {
+                "field": ".".join(str(part) for part in error.get("loc", ())),
+                "message": error.get("msg", "Invalid value."),
+                "type": error.get("type", "invalid"),
+            }
+            for error in exc.errors
+        ]
+        return api.error_response(
+            request,
+            ErrorCode.VALIDATION_ERROR,
+            "The request has invalid fields.",
+            status=422,
+            details={"fields": fields},
+        )
+
+    @api.exception_handler(AuthenticationError)
+    def _authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        return api.error_response(
+            request,
+            ErrorCode.NOT_AUTHENTICATED,
+            "Authentication is required: send an API key as `Authorization: Bearer <key>`.",
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="actiondesk"'},
+        )
+
+    def _permission_denied(request: HttpRequest, exc: Exception) -> HttpResponse:
+        text = str(exc)
+        message = text if text and text != "Forbidden" else "Permission denied."
+        return api.error_response(request, ErrorCode.PERMISSION_DENIED, message, status=403)
+
+    api.add_exception_handler(AuthorizationError, cast(Any, _permission_denied))
+    api.add_exception_handler(PermissionDenied, cast(Any, _permission_denied))
+
+    @api.exception_handler(Throttled)
+    def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+        wait = max(1, math.ceil(exc.wait or 1))
+        return api.error_response(
+            request,
+            ErrorCode.RATE_LIMITED,
+            f"Too many requests; retry in {wait} s.",
+            status=429,
+            details={"retry_after": wait},
+            headers={"Retry-After": str(wait)},
+        )
+
+    def _not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return api.error_response(request, ErrorCode.NOT_FOUND, "Not found.", status=404)
+
+    api.add_exception_handler(Http404, cast(Any, _not_found))
+    api.add_exception_handler(ObjectDoesNotExist, cast(Any, _not_found))
+
+    @api.exception_handler(HttpError)
+    def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        code, _ = code_for_status(exc.status_code)
+        return api.error_response(request, code, exc.message, status=exc.status_code)
+
+    @api.exception_handler(Exception)
+    def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        logger.exception("api_request_failed", path=request.path, method=request.method)
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        return api.error_response(
+            request,
+            ErrorCode.INTERNAL_ERROR,
+            "Something went wrong on our side. Quote the request id when reporting it.",
+            status=500,
+            details={"request_id": request_id} if request_id else {},
+        )
+
+
+def create_api(**kwargs: Any) -> ActiondeskAPI:
+    """An API with the envelope, the error handlers, key or staff-session auth and the per-key
+    rate limit. Tests build their own with extra endpoints; production has exactly one."""
+    options: dict[str, Any] = {
+        "title": "Actiondesk API",
+        "version": "1",
+        "description": "Headless chat, imports, approvals, escalations, analytics and replay.",
+        "docs_decorator": staff_member_required,
+        "auth": api_auth,
+        "throttle": [AuthRateThrottle(settings.API_RATE_LIMIT)],
+    }
+    options.update(kwargs)
+    api = ActiondeskAPI(**options)
+    install_error_handlers(api)
+    return api
+
+
+api = create_api(urls_namespace="api")
+
+
+def _register_routers() -> None:
+    from access.api import router as access_router
+    from config.health import router as health_router
+
+    api.add_router("/health", health_router, tags=["health"])
+    api.add_router("", access_router, tags=["access"])
+
+
+_register_routers()

@@ -1,0 +1,127 @@
+"""System checks that refuse conflicting or unsafe settings, each saying what to set.
+
+They run with every management command and, through :func:`raise_on_startup_errors`, when the
+ASGI application is loaded, so Daphne refuses to start on them too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+TAG = "actiondesk"
+LLM_BACKEND_KINDS = ("offline", "openai", "recorded")
+
+
+@checks.register(TAG)
+def check_webhook_signing(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if settings.ESCALATION_WEBHOOK_SIGN and not settings.ESCALATION_WEBHOOK_SECRET:
+        return [
+            checks.Error(
+                "ESCALATION_WEBHOOK_SIGN is on but ESCALATION_WEBHOOK_SECRET is empty.",
+                hint="Set ESCALATION_WEBHOOK_SECRET to a long random string, "
+                "or set ESCALATION_WEBHOOK_SIGN=false.",
+                id="actiondesk.E001",
+            )
+        ]
+    return []
+
+
+@checks.register(TAG)
+def check_llm_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    if settings.LLM_BACKEND not in LLM_BACKEND_KINDS:
+        errors.append(
+            checks.Error(
+                f"LLM_BACKEND={settings.LLM_BACKEND!r} is not a known backend kind.",
+                hint=f"Use one of: {', '.join(LLM_BACKEND_KINDS)}.",
+                id="actiondesk.E002",
+            )
+        )
+    if settings.LLM_BACKEND == "openai":
+        if not settings.LLM_BASE_URL:
+            errors.append(
+                checks.Error(
+                    "LLM_BACKEND=openai needs the server's address.",
+                    hint="Set LLM_BASE_URL (for example http://127.0.0.1:11434/v1 for Ollama "
+                    "or https://api.openai.com/v1).",
+                    id="actiondesk.E003",
+                )
+            )
+        elif not settings.LLM_BASE_URL.startswith(("http://", "https://")):
+            errors.append(
+                checks.Error(
+                    f"LLM_BASE_URL={settings.LLM_BASE_URL!r} is not an http(s) URL.",
+                    hint="Set LLM_BASE_URL to the server's /v1 address.",
+                    id="actiondesk.E004",
+                )
+            )
+        if not settings.LLM_MODEL:
+            errors.append(
+                checks.Error(
+                    "LLM_BACKEND=openai needs a model name.",
+                    hint="Set LLM_MODEL (for example gpt-4o-mini or llama3.1).",
+                    id="actiondesk.E005",
+                )
+            )
+    unknown = [name for name in settings.LLM_FALLBACK if name not in LLM_BACKEND_KINDS]
+    if unknown:
+        errors.append(
+            checks.Error(
+                f"LLM_FALLBACK names unknown backends: {', '.join(unknown)}.",
+                hint=f"List backends from: {', '.join(LLM_BACKEND_KINDS)}.",
+                id="actiondesk.E006",
+            )
+        )
+    return errors
+
+
+@checks.register(TAG)
+def check_outbound_hosts(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    bad = [h for h in settings.OUTBOUND_ALLOWED_HOSTS if "/" in h or h.strip() != h or not h]
+    if bad:
+        return [
+            checks.Error(
+                f"OUTBOUND_ALLOWED_HOSTS has entries that are not host or host:port: {bad}.",
+                hint="Write hosts without scheme or path, e.g. shop.example.com,127.0.0.1:8000.",
+                id="actiondesk.E007",
+            )
+        ]
+    return []
+
+
+@checks.register(TAG, deploy=True)
+def check_production_shape(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """With several processes, only Redis shares groups and rate limits, and only the database
+    backend lets imports outlive a request."""
+    warnings: list[checks.CheckMessage] = []
+    if not settings.REDIS_URL:
+        warnings.append(
+            checks.Warning(
+                "REDIS_URL is not set: the in-memory channel layer and cache do not work "
+                "across several server processes.",
+                hint="Set REDIS_URL in production.",
+                id="actiondesk.W001",
+            )
+        )
+    if settings.TASKS_BACKEND != "database":
+        warnings.append(
+            checks.Warning(
+                "TASKS_BACKEND is not 'database': imports run inside the web request.",
+                hint="Set TASKS_BACKEND=database and run `manage.py db_worker`.",
+                id="actiondesk.W002",
+            )
+        )
+    return warnings
+
+
+def raise_on_startup_errors() -> None:
+    """Refuse to serve with settings our checks call errors (Daphne does not run checks)."""
+    messages = checks.run_checks(tags=[TAG])
+    errors = [m for m in messages if m.is_serious()]
+    if errors:
+        lines = "\n".join(f"{m.id}: {m.msg} {m.hint or ''}".strip() for m in errors)
+        raise ImproperlyConfigured(f"Actiondesk refuses to start:\n{lines}")

@@ -1,0 +1,98 @@
+"""The one application error type and its codes, shared by the API envelope and WebSocket
+``error`` frames (SPEC §11: one error shape, the same codes everywhere)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    # Generic HTTP-level failures.
+    BAD_REQUEST = "bad_request"
+    VALIDATION_ERROR = "validation_error"
+    NOT_AUTHENTICATED = "not_authenticated"
+    PERMISSION_DENIED = "permission_denied"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL_ERROR = "internal_error"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    # Chat protocol (SPEC §3).
+    MALFORMED_JSON = "malformed_json"
+    INVALID_FRAME = "invalid_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    FRAME_TOO_LARGE = "frame_too_large"
+    MESSAGE_TOO_LONG = "message_too_long"
+    EMPTY_MESSAGE = "empty_message"
+    # Imports (SPEC §8).
+    FETCH_BLOCKED = "fetch_blocked"
+    FETCH_FAILED = "fetch_failed"
+    SPEC_INVALID = "spec_invalid"
+    # Approvals (SPEC §6).
+    INTERRUPT_EXPIRED = "interrupt_expired"
+    INTERRUPT_ALREADY_DECIDED = "interrupt_already_decided"
+    ARGUMENTS_MISMATCH = "arguments_mismatch"
+    # Escalations (SPEC §7).
+    ALREADY_CLAIMED = "already_claimed"
+    INVALID_TRANSITION = "invalid_transition"
+
+
+DEFAULT_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.VALIDATION_ERROR: 422,
+    ErrorCode.NOT_AUTHENTICATED: 401,
+    ErrorCode.PERMISSION_DENIED: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
+    ErrorCode.FETCH_BLOCKED: 422,
+    ErrorCode.FETCH_FAILED: 502,
+    ErrorCode.SPEC_INVALID: 422,
+    ErrorCode.INTERRUPT_EXPIRED: 410,
+    ErrorCode.INTERRUPT_ALREADY_DECIDED: 409,
+    ErrorCode.ARGUMENTS_MISMATCH: 422,
+    ErrorCode.ALREADY_CLAIMED: 409,
+    ErrorCode.INVALID_TRANSITION: 409,
+}
+
+
+class ApplicationError(Exception):
+    """An expected failure with a code, a message fit for the user, and optional details."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        status: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.status = status or DEFAULT_STATUS.get(code, 400)
+        self.retry_after = retry_after
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": str(self.code), "message": self.message, "details": self.details}
+
+    def __repr__(self) -> str:
+        return f"ApplicationError({self.code!s}, {self.message!r})"
+
+
+def error_body(code: ErrorCode | str, message: str, details: dict[str, Any] | None = None) -> dict:
+    """The envelope of a failed response (SPEC §11)."""
+    return {
+        "success": False,
+        "data": None,
+        "error": {"code": str(code), "message": message, "details": details or {}},
+    }

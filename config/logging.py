@@ -1,0 +1,79 @@
+"""Structured logging: structlog through the standard library, as console lines or JSON.
+
+HTTP requests get their ``request_id`` (and user) bound by django-structlog's middleware.
+django-structlog does not cover WebSockets, so consumers call :func:`bind_ws_context` at connect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+
+def _processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.UnicodeDecoder(),
+    ]
+
+
+def build_logging(*, log_format: str, level: str) -> dict[str, Any]:
+    """The ``LOGGING`` dict for ``log_format`` (``console`` or ``json``); also configures
+    structlog so that both structlog and stdlib loggers render the same way."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if log_format == "json":
+        final.append(structlog.processors.format_exc_info)
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structured": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [*final, renderer],
+                "foreign_pre_chain": _processors(),
+            },
+        },
+        "handlers": {
+            "default": {"class": "logging.StreamHandler", "formatter": "structured"},
+        },
+        "root": {"handlers": ["default"], "level": level},
+        "loggers": {
+            "django.db.backends": {"level": "INFO" if level == "DEBUG" else level},
+            "daphne": {"level": level},
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
+        },
+    }
+
+
+def bind_ws_context(
+    scope: dict[str, Any], *, conversation_id: object | None = None, **extra: object
+) -> None:
+    """Bind the socket's path, user and conversation to every log line written by this
+    consumer's task (contextvars are per task, so connections do not leak into each other)."""
+    user = scope.get("user")
+    user_id = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
+    context: dict[str, object] = {"ws_path": scope.get("path", "")}
+    if user_id is not None:
+        context["user_id"] = user_id
+    if conversation_id is not None:
+        context["conversation_id"] = str(conversation_id)
+    context.update(extra)
+    structlog.contextvars.bind_contextvars(**context)

@@ -1,0 +1,101 @@
+"""HTTP middleware: the request id header, and the API envelope for responses that never reached
+django-ninja (unknown URLs under ``/api/``, 405s, CSRF failures, server errors)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from config.errors import ErrorCode, error_body
+
+API_PREFIX = "/api/"
+
+GetResponse = Callable[[HttpRequest], Any]
+
+
+class _Middleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        if self._async:
+            return self.__acall__(request)
+        return self.process(request, self.get_response(request))
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        return self.process(request, await self.get_response(request))
+
+    def process(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        raise NotImplementedError
+
+
+class RequestIdMiddleware(_Middleware):
+    """Echoes the request id that django-structlog bound (taken from ``X-Request-ID`` when the
+    proxy sent one) so a client can quote it when reporting a problem."""
+
+    def process(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        if request_id:
+            response.headers.setdefault("X-Request-ID", str(request_id))
+        return response
+
+
+_STATUS_CODES = {
+    400: (ErrorCode.BAD_REQUEST, "The request could not be understood."),
+    401: (ErrorCode.NOT_AUTHENTICATED, "Authentication is required."),
+    403: (ErrorCode.PERMISSION_DENIED, "You do not have permission to do this."),
+    404: (ErrorCode.NOT_FOUND, "Nothing is at this address."),
+    405: (ErrorCode.METHOD_NOT_ALLOWED, "This method is not allowed here."),
+    413: (ErrorCode.PAYLOAD_TOO_LARGE, "The request body is too large."),
+    429: (ErrorCode.RATE_LIMITED, "Too many requests."),
+    500: (ErrorCode.INTERNAL_ERROR, "Something went wrong on our side."),
+    503: (ErrorCode.SERVICE_UNAVAILABLE, "The service is unavailable."),
+}
+
+
+def code_for_status(status: int) -> tuple[ErrorCode, str]:
+    if status in _STATUS_CODES:
+        return _STATUS_CODES[status]
+    return _STATUS_CODES[500] if status >= 500 else _STATUS_CODES[400]
+
+
+def _is_envelope(response: HttpResponse) -> bool:
+    if not response.get("Content-Type", "").startswith("application/json"):
+        return False
+    if getattr(response, "streaming", False):
+        return True
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and {"success", "data", "error"} <= body.keys()
+
+
+class ApiEnvelopeMiddleware(_Middleware):
+    """Every ``/api/`` error answers in the envelope, even when Django itself produced it."""
+
+    def process(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if not request.path.startswith(API_PREFIX) or response.status_code < 400:
+            return response
+        if _is_envelope(response):
+            return response
+        code, message = code_for_status(response.status_code)
+        details: dict[str, Any] = {}
+        if response.status_code == 405 and response.get("Allow"):
+            details["allowed_methods"] = [m.strip() for m in response["Allow"].split(",")]
+        replacement = JsonResponse(error_body(code, message, details), status=response.status_code)
+        for header in ("Allow", "Retry-After", "X-Request-ID"):
+            if response.get(header):
+                replacement[header] = response[header]
+        return replacement

@@ -1,0 +1,11 @@
+"""Every app's WebSocket routes, gathered in one list for ``asgi.py``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from config.consumers import PingConsumer
+
+websocket_urlpatterns = [
+    path("ws/ping/", PingConsumer.as_asgi()),
+]

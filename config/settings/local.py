@@ -1,0 +1,17 @@
+"""Development: ``make run``. Debug on, a throw-away secret key, localhost only, the demo shop on
+localhost let through the SSRF guard."""
+
+from __future__ import annotations
+
+from .base import *  # noqa: F403
+from .base import ALLOWED_HOSTS, OUTBOUND_ALLOWED_HOSTS, SECRET_KEY, env_bool
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = SECRET_KEY or "django-insecure-local-development-only-do-not-deploy"
+ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]
+OUTBOUND_ALLOWED_HOSTS = OUTBOUND_ALLOWED_HOSTS or ["127.0.0.1:8000", "localhost:8000"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,28 @@
+"""The test suite. Reads the same environment as production (``DATABASE_URL`` and ``REDIS_URL`` in
+CI), with fast password hashing, immediate jobs, and a Redis prefix per pytest-xdist worker so that
+parallel workers sharing one Redis never see each other's groups or keys."""
+
+from __future__ import annotations
+
+import os
+
+from .base import *  # noqa: F403
+from .base import CACHES, CHANNEL_LAYERS, REDIS_PREFIX, REDIS_URL, build_logging
+
+DEBUG = False
+SECRET_KEY = "test-secret-key-not-for-production-" + "x" * 32
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOGGING = build_logging(log_format="console", level="WARNING")
+
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+if REDIS_URL:
+    REDIS_PREFIX = f"{REDIS_PREFIX}-test-{_worker}"
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"{REDIS_PREFIX}:asgi"
+    CACHES["default"]["KEY_PREFIX"] = REDIS_PREFIX
+WHITENOISE_AUTOREFRESH = True
