@@ -1,0 +1,38 @@
+"""Pure OpenAPI parsing: uploaded bytes -> ``ParsedSpec`` (no Django, no I/O beyond the input).
+
+Modules: ``loader`` (safe JSON/YAML loading and limits), ``refs`` (internal ``$ref`` lookup,
+external refs recorded but never fetched), ``schema`` (JSON Schema normalisation and ``$ref``
+inlining with budgets), ``normalize`` (operations, parameters, servers, IDs) and ``types``.
+"""
+
+from __future__ import annotations
+
+from openapi_import.parsing.loader import load_document
+from openapi_import.parsing.normalize import (
+    generate_operation_id,
+    parse_document,
+    parse_spec,
+    sanitize_operation_id,
+)
+from openapi_import.parsing.types import (
+    HTTP_METHODS,
+    MAX_DOCUMENT_BYTES,
+    ImportReport,
+    ParsedOperation,
+    ParsedSpec,
+    SpecError,
+)
+
+__all__ = [
+    "HTTP_METHODS",
+    "MAX_DOCUMENT_BYTES",
+    "ImportReport",
+    "ParsedOperation",
+    "ParsedSpec",
+    "SpecError",
+    "generate_operation_id",
+    "load_document",
+    "parse_document",
+    "parse_spec",
+    "sanitize_operation_id",
+]

@@ -1,0 +1,115 @@
+"""The supervisor's path in the admin: import by upload, watch the job, review operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from openapi_import.models import ImportJob, Operation
+from tests.openapi_import.specs import as_json, as_yaml, shop_spec
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client: Client, supervisor: User) -> Client:
+    client.force_login(supervisor)
+    return client
+
+
+def _import(staff: Client, capture: Any, data: dict[str, Any]) -> Any:
+    with capture(execute=True):
+        return staff.post("/admin/openapi_import/importjob/add/", data)
+
+
+def test_import_form_renders(staff: Client) -> None:
+    page = staff.get("/admin/openapi_import/importjob/add/")
+    assert page.status_code == 200
+    assert b"Import an OpenAPI spec" in page.content and b'type="file"' in page.content
+
+
+def test_upload_runs_and_shows_the_job(
+    staff: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    upload = SimpleUploadedFile("shop.yaml", as_yaml(shop_spec()))
+    response = _import(staff, django_capture_on_commit_callbacks, {"file": upload})
+    job = ImportJob.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/openapi_import/importjob/{job.pk}/change/"
+    page = staff.get(response["Location"])
+    assert page.status_code == 200
+    assert b"Done" in page.content and b"Review operations" in page.content
+    assert b'http-equiv="refresh"' not in page.content
+
+
+def test_pending_job_page_refreshes_itself(staff: Client, supervisor: User) -> None:
+    job = ImportJob.objects.create(source="text", payload=b"x", created_by=supervisor)
+    page = staff.get(f"/admin/openapi_import/importjob/{job.pk}/change/")
+    assert b'http-equiv="refresh"' in page.content
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, b"exactly one"),
+        ({"url": "https://x.example/a.json", "text": "openapi: 3.0.0"}, b"exactly one"),
+        ({"url": "not a url"}, b"Enter a valid URL"),
+    ],
+)
+def test_bad_form_input_is_shown_and_nothing_is_created(
+    staff: Client, data: dict[str, Any], message: bytes
+) -> None:
+    page = staff.post("/admin/openapi_import/importjob/add/", data)
+    assert page.status_code == 200 and message in page.content
+    assert not ImportJob.objects.exists()
+
+
+def test_review_operations_with_filters_inline_edits_and_actions(
+    staff: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    _import(staff, django_capture_on_commit_callbacks, {"text": as_json(shop_spec()).decode()})
+    listing = staff.get("/admin/openapi_import/operation/?access_type__exact=destructive")
+    assert listing.status_code == 200
+    assert b"cancelOrder" in listing.content and b"getOrder" not in listing.content
+
+    ids = list(Operation.objects.values_list("pk", flat=True))
+    staff.post(
+        "/admin/openapi_import/operation/",
+        {"action": "mark_reviewed", "_selected_action": ids},
+    )
+    staff.post("/admin/openapi_import/operation/", {"action": "enable", "_selected_action": ids})
+    assert all(op.is_tool for op in Operation.objects.all())
+
+    # Inline edit in the list: raise cancelOrder to staff approval.
+    ops = list(Operation.objects.order_by("spec", "path", "method"))
+    form: dict[str, Any] = {
+        "form-TOTAL_FORMS": str(len(ops)),
+        "form-INITIAL_FORMS": str(len(ops)),
+        "_save": "Save",
+    }
+    for i, op in enumerate(ops):
+        form[f"form-{i}-id"] = str(op.pk)
+        form[f"form-{i}-access_type"] = op.access_type
+        form[f"form-{i}-approval"] = "staff" if op.operation_id == "cancelOrder" else op.approval
+        if op.enabled:
+            form[f"form-{i}-enabled"] = "on"
+    response = staff.post("/admin/openapi_import/operation/", form)
+    assert response.status_code == 302
+    cancel = Operation.objects.get(operation_id="cancelOrder")
+    assert cancel.approval == "staff" and cancel.overridden_fields == ["approval"]
+
+    detail = staff.get(f"/admin/openapi_import/operation/{cancel.pk}/change/")
+    assert detail.status_code == 200
+    assert cancel.reasons[0].encode() in detail.content.replace(b"&gt;", b">").replace(
+        b"&#x27;", b"'"
+    )
+
+
+def test_viewer_cannot_import(client: Client, viewer: User) -> None:
+    client.force_login(viewer)
+    response = client.get("/admin/openapi_import/importjob/add/")
+    assert response.status_code in (302, 403)
