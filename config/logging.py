@@ -10,10 +10,36 @@ from typing import Any
 
 import structlog
 
+# Keys whose values are ours (ids, names, timings), not user text: not scanned for PII.
+_NOT_PII = frozenset(
+    {
+        "event",
+        "timestamp",
+        "level",
+        "logger",
+        "request_id",
+        "ws_path",
+        "conversation_id",
+        "code",
+        "request",
+    }
+)
+
+
+def mask_pii(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Mask emails, phone numbers, cards and IBANs in every logged value (SPEC §12)."""
+    from config.pii import mask
+
+    for key, value in event_dict.items():
+        if key not in _NOT_PII and isinstance(value, str | dict | list | tuple):
+            event_dict[key] = mask(value)
+    return event_dict
+
 
 def _processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
+        mask_pii,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.urls import path
 
 from config.consumers import PingConsumer
+from conversations.routing import websocket_urlpatterns as chat_patterns
 
 websocket_urlpatterns = [
     path("ws/ping/", PingConsumer.as_asgi()),
+    *chat_patterns,
 ]

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "analytics",
     "escalations",
     "openapi_import",
+    "demo_shop",
 ]
 
 MIDDLEWARE = [
@@ -283,3 +284,26 @@ CHAT_RATE_LIMIT_WINDOW_SECONDS = env_int("CHAT_RATE_LIMIT_WINDOW_SECONDS", 10, m
 
 # Environment variables that must be set for the services to count as ready (health/ready).
 READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
+# Rate-limited frames a socket may send before it is closed as flooding.
+CHAT_FLOOD_STRIKES = env_int("CHAT_FLOOD_STRIKES", 20, minimum=1)
+
+# Tool calls to the business's API (SPEC §6): only these hosts (host or host:port). With
+# UPSTREAM_ALLOW_PRIVATE off, a listed host must still resolve to a public address.
+UPSTREAM_ALLOWED_HOSTS = env_list("UPSTREAM_ALLOWED_HOSTS")
+UPSTREAM_ALLOW_PRIVATE = env_bool("UPSTREAM_ALLOW_PRIVATE", False)
+TOOL_TIMEOUT_SECONDS = env_float("TOOL_TIMEOUT_SECONDS", 10.0)
+# Refunds above this amount wait for staff approval whatever the classification says.
+REFUND_STAFF_THRESHOLD = env_float("REFUND_STAFF_THRESHOLD", 50.0)
+# Budgets per turn and conversation (SPEC §12).
+TURN_MAX_TOOL_CALLS = env_int("TURN_MAX_TOOL_CALLS", 5, minimum=1)
+TURN_MAX_MODEL_CALLS = env_int("TURN_MAX_MODEL_CALLS", 6, minimum=1)
+TURN_TIMEOUT_SECONDS = env_float("TURN_TIMEOUT_SECONDS", 90.0)
+CONVERSATION_MAX_TURNS = env_int("CONVERSATION_MAX_TURNS", 200, minimum=1)
+# A conversation escalates after this many failed tool calls in a row (SPEC §7 policy).
+ESCALATE_AFTER_TOOL_FAILURES = env_int("ESCALATE_AFTER_TOOL_FAILURES", 3, minimum=1)
+ESCALATE_AFTER_REJECTIONS = env_int("ESCALATE_AFTER_REJECTIONS", 3, minimum=1)
+
+# The demo shop's upstream key (the demo's tools send it as X-Shop-Key).
+DEMO_SHOP_API_KEY = env_str("DEMO_SHOP_API_KEY", "demo-shop-key")
+# Prometheus /metrics: with a token, scrapers send it as a bearer token; without, staff only.
+METRICS_TOKEN = env_str("METRICS_TOKEN")

@@ -1,0 +1,39 @@
+"""Prometheus metrics at ``/metrics`` (SPEC §10), not public: a scraper sends
+``METRICS_TOKEN`` as a bearer token; without a token configured, only staff may look."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+
+PENDING_INTERRUPTS = Gauge("actiondesk_pending_interrupts", "Interrupts waiting for a decision")
+QUEUE_LENGTH = Gauge("actiondesk_escalation_queue_length", "Escalations waiting for staff")
+
+
+def _allowed(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    if token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(sent.encode(), token.encode())
+    return bool(request.user.is_authenticated and request.user.is_staff)
+
+
+def _refresh_gauges() -> None:
+    """Database-backed gauges are read at scrape time, so every process reports the truth."""
+    from django.apps import apps
+
+    interrupt = apps.get_model("conversations", "Interrupt")
+    PENDING_INTERRUPTS.set(interrupt.objects.filter(status="pending").count())
+    escalation = apps.all_models.get("escalations", {}).get("escalation")
+    if escalation is not None:
+        QUEUE_LENGTH.set(escalation._default_manager.filter(status="waiting").count())
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not _allowed(request):
+        return HttpResponse("Forbidden", status=403, content_type="text/plain")
+    _refresh_gauges()
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,92 @@
+"""The chat socket, ``/ws/chat/<conversation_id>/`` (docs/websocket-protocol.md). Thin: it
+checks frames and access, then calls services; turns run in ``conversations.agent.runtime``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from config.errors import ApplicationError, ErrorCode
+from config.logging import bind_ws_context
+from conversations import protocol
+from conversations.realtime import conversation_group
+
+logger = structlog.get_logger(__name__)
+
+CLOSE_FORBIDDEN = 4403
+CLOSE_FLOODING = 4429
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    conversation_id: str
+    strikes: int = 0
+
+    async def connect(self) -> None:
+        from conversations.selectors import conversation_get_for_visitor
+        from conversations.visitors import visitor_from_scope
+
+        self.conversation_id = str(self.scope["url_route"]["kwargs"]["conversation_id"])
+        bind_ws_context(self.scope, conversation_id=self.conversation_id)
+        conversation = await database_sync_to_async(conversation_get_for_visitor)(
+            conversation_id=self.conversation_id,
+            visitor_id=visitor_from_scope(self.scope),
+            user=self.scope.get("user"),
+        )
+        if conversation is None:
+            logger.warning("chat_socket_refused")
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        await self.channel_layer.group_add(
+            conversation_group(self.conversation_id), self.channel_name
+        )
+        await self.accept()
+        protocol.socket_opened()
+        await self.send_json(
+            {
+                "type": "ready",
+                "conversation_id": self.conversation_id,
+                "state": conversation.state,
+                "last_seq": conversation.last_seq,
+            }
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "conversation_id", None) and self.channel_layer is not None:
+            await self.channel_layer.group_discard(
+                conversation_group(self.conversation_id), self.channel_name
+            )
+        protocol.socket_closed(accepted=self.scope.get("_ad_accepted", False))
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        self.scope["_ad_accepted"] = True
+        await super().accept(subprotocol, headers)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            frame = protocol.parse_frame(text_data, bytes_data)
+            await protocol.dispatch(self, frame)
+        except ApplicationError as exc:
+            await self.send_error(exc)
+
+    async def send_error(self, exc: ApplicationError) -> None:
+        frame: dict[str, Any] = {"type": "error", "code": str(exc.code), "message": exc.message}
+        frame.update(exc.details)
+        if exc.retry_after is not None:
+            frame["retry_after"] = exc.retry_after
+        await self.send_json(frame)
+        if exc.code == ErrorCode.RATE_LIMITED:
+            self.strikes += 1
+            if self.strikes > settings.CHAT_FLOOD_STRIKES:
+                logger.warning("chat_socket_flooding_closed", strikes=self.strikes)
+                await self.close(code=CLOSE_FLOODING)
+
+    async def send_json(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["frame"])

@@ -1,0 +1,380 @@
+"""The ``openai`` kind: any OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM,
+llama.cpp, LM Studio) through the official ``openai`` client and ``base_url``.
+
+One call is one attempt: the client's own retries are off (``max_retries=0``) because the
+registry owns the retry policy, and every failure is mapped to an :class:`LLMError` kind.
+``timeout`` is both the client's timeout and an ``asyncio.timeout`` guard around the attempt,
+because the client's timeout applies per read and a server that drips bytes never trips it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, cast
+
+import httpx
+import openai
+
+from conversations.llm.base import Backend, BackendConfig
+from conversations.llm.pricing import FREE, ModelPrice, price_for, resolve_price
+from conversations.llm.retry import parse_retry_after
+from conversations.llm.types import (
+    ChatMessage,
+    Completion,
+    Done,
+    ErrorKind,
+    LLMError,
+    StreamEvent,
+    TokenDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+
+DEFAULT_MODEL = "gpt-4o-mini"
+# Local servers ignore the key, but the client refuses to start without one.
+PLACEHOLDER_API_KEY = "not-needed"
+
+# What a client call can raise for a failed attempt. ValueError covers a body that is not JSON.
+_CALL_ERRORS = (openai.OpenAIError, TimeoutError, httpx.HTTPError, ValueError)
+
+
+def tool_to_openai(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        },
+    }
+
+
+def message_to_openai(message: ChatMessage) -> dict[str, Any]:
+    """One message in Chat Completions wire format, including tool calls and tool results."""
+    if message.role == "tool":
+        if not message.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id it answers")
+        return {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id,
+            "content": message.content or "",
+        }
+    out: dict[str, Any] = {"role": message.role}
+    if message.tool_calls:
+        # Content is optional beside tool calls; omitting it suits more local servers than null.
+        if message.content:
+            out["content"] = message.content
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments_json()},
+            }
+            for call in message.tool_calls
+        ]
+    else:
+        out["content"] = message.content or ""
+    if message.name:
+        out["name"] = message.name
+    return out
+
+
+def map_error(exc: BaseException, *, backend: str) -> LLMError:
+    """The LLMError kind for what the client (or the timeout guard) raised."""
+    if isinstance(exc, TimeoutError | openai.APITimeoutError | httpx.TimeoutException):
+        return LLMError(ErrorKind.TIMEOUT, "the model did not answer in time", backend=backend)
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+        return LLMError(ErrorKind.CONNECTION, f"connection failed: {exc}", backend=backend)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        retry_after = parse_retry_after(exc.response.headers)
+        message = f"HTTP {status}: {exc.message}"[:500]
+        if status == 429:
+            kind = ErrorKind.RATE_LIMITED
+        elif status == 408:
+            kind = ErrorKind.TIMEOUT
+        elif status in (401, 403):
+            kind = ErrorKind.AUTH
+        elif status >= 500:
+            kind = ErrorKind.SERVER_ERROR
+        else:
+            kind = ErrorKind.BAD_REQUEST
+        return LLMError(kind, message, backend=backend, retry_after=retry_after, status_code=status)
+    if isinstance(exc, openai.APIResponseValidationError | ValueError):
+        return LLMError(ErrorKind.INVALID_RESPONSE, f"unreadable response: {exc}", backend=backend)
+    if isinstance(exc, openai.APIError):
+        # An error event inside a stream: the server failed while answering.
+        return LLMError(ErrorKind.SERVER_ERROR, f"server error: {exc}", backend=backend)
+    return LLMError(ErrorKind.INVALID_RESPONSE, f"{type(exc).__name__}: {exc}", backend=backend)
+
+
+@dataclass
+class _PartialCall:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class _StreamAccumulator:
+    """Builds the final Completion from chunks; tool calls arrive as fragments keyed by index."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.text: list[str] = []
+        self.calls: dict[int, _PartialCall] = {}
+        self.usage = Usage()
+        self.finish_reason: str | None = None
+
+    def add(self, chunk: Any) -> str:
+        if getattr(chunk, "model", None):
+            self.model = chunk.model
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.usage = Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+        text = ""
+        for choice in getattr(chunk, "choices", None) or ():
+            if getattr(choice, "index", 0) != 0:
+                continue
+            delta = choice.delta
+            if delta is not None and delta.content:
+                text += delta.content
+            for fragment in (delta.tool_calls if delta is not None else None) or ():
+                partial = self.calls.setdefault(fragment.index, _PartialCall())
+                if fragment.id and not partial.id:
+                    partial.id = fragment.id
+                function = fragment.function
+                if function is not None:
+                    # Servers either send the name once or repeat it whole in every fragment.
+                    if function.name and function.name != partial.name:
+                        partial.name += function.name
+                    if function.arguments:
+                        partial.arguments.append(function.arguments)
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+        if text:
+            self.text.append(text)
+        return text
+
+    def tool_calls(self, backend: str) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall.parse(
+                id=partial.id or f"call_{index}",
+                name=partial.name,
+                raw_arguments="".join(partial.arguments),
+                backend=backend,
+            )
+            for index, partial in sorted(self.calls.items())
+        )
+
+
+class OpenAIBackend(Backend):
+    """Options (``BackendConfig.options``): ``temperature``, ``max_tokens``, ``headers`` (extra
+    request headers) and ``stream_usage`` (default true; turn off for servers that reject
+    ``stream_options``)."""
+
+    kind = "openai"
+
+    def __init__(
+        self,
+        config: BackendConfig,
+        *,
+        http_client_factory: Callable[[], httpx.AsyncClient] | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.model = config.model or DEFAULT_MODEL
+        self.timeout = config.timeout
+        self._http_client_factory = http_client_factory
+        options = config.options
+        self._temperature: float | None = options.get("temperature")
+        self._max_tokens: int | None = options.get("max_tokens")
+        self._stream_usage = bool(options.get("stream_usage", True))
+        self._headers: dict[str, str] = dict(options.get("headers") or {})
+        self._price_overridden = (
+            config.price_per_1k_prompt is not None or config.price_per_1k_completion is not None
+        )
+        self._price = resolve_price(
+            self.model,
+            prompt_override=config.price_per_1k_prompt,
+            completion_override=config.price_per_1k_completion,
+        )
+        # Connection pools belong to the event loop that opened them; sync callers going
+        # through async_to_sync may bring a new loop, so each loop gets its own client.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
+        self._clients = weakref.WeakKeyDictionary()
+
+    def _client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            http_client = self._http_client_factory() if self._http_client_factory else None
+            client = openai.AsyncOpenAI(
+                api_key=self.config.api_key or PLACEHOLDER_API_KEY,
+                base_url=self.config.base_url or None,
+                timeout=self.timeout,
+                max_retries=0,
+                default_headers=self._headers or None,
+                # openai 3 accepts a legacy ``httpx`` client beside its own ``httpx2`` one.
+                http_client=cast(Any, http_client),
+            )
+            self._clients[loop] = client
+        return client
+
+    def _request(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        temperature: float | None,
+        *,
+        stream: bool,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [message_to_openai(message) for message in messages],
+        }
+        if tools:
+            body["tools"] = [tool_to_openai(tool) for tool in tools]
+        temperature = self._temperature if temperature is None else temperature
+        if temperature is not None:
+            body["temperature"] = temperature
+        if self._max_tokens:
+            body["max_tokens"] = self._max_tokens
+        if stream:
+            body["stream"] = True
+            if self._stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _price_for(self, model: str) -> ModelPrice:
+        # The configured name decides; a local alias unknown to the table may still report a
+        # known model in the response.
+        if self._price_overridden or self._price != FREE:
+            return self._price
+        return price_for(model)
+
+    def _cost(self, model: str, usage: Usage) -> Decimal:
+        return self._price_for(model).cost(usage)
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        temperature: float | None = None,
+    ) -> Completion:
+        body = self._request(messages, tools, temperature, stream=False)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._client().chat.completions.create(**body)
+        except _CALL_ERRORS as exc:
+            raise map_error(exc, backend=self.name) from exc
+        latency_ms = (time.perf_counter() - started) * 1000
+        return self._completion_from_response(response, latency_ms)
+
+    def _completion_from_response(self, response: Any, latency_ms: float) -> Completion:
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise LLMError(
+                ErrorKind.INVALID_RESPONSE, "the response has no choices", backend=self.name
+            )
+        message = choices[0].message
+        calls = []
+        for index, call in enumerate(getattr(message, "tool_calls", None) or ()):
+            function = getattr(call, "function", None)
+            if function is None:
+                raise LLMError(
+                    ErrorKind.INVALID_RESPONSE,
+                    f"unsupported tool call type {getattr(call, 'type', None)!r}",
+                    backend=self.name,
+                )
+            calls.append(
+                ToolCall.parse(
+                    id=call.id or f"call_{index}",
+                    name=function.name or "",
+                    raw_arguments=function.arguments or "",
+                    backend=self.name,
+                )
+            )
+        raw_usage = getattr(response, "usage", None)
+        usage = (
+            Usage(raw_usage.prompt_tokens or 0, raw_usage.completion_tokens or 0)
+            if raw_usage is not None
+            else Usage()
+        )
+        model = getattr(response, "model", None) or self.model
+        return Completion(
+            text=getattr(message, "content", None) or "",
+            tool_calls=tuple(calls),
+            usage=usage,
+            model=model,
+            backend=self.name,
+            latency_ms=latency_ms,
+            cost=self._cost(model, usage),
+            finish_reason=choices[0].finish_reason or "",
+        )
+
+    async def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        temperature: float | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        body = self._request(messages, tools, temperature, stream=True)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                chunks = await self._client().chat.completions.create(**body)
+        except _CALL_ERRORS as exc:
+            raise map_error(exc, backend=self.name) from exc
+        accumulator = _StreamAccumulator(self.model)
+        iterator = aiter(chunks)
+        try:
+            while True:
+                # The guard covers each wait for the next chunk, never the consumer's time
+                # between chunks: a long answer that keeps flowing is not a timeout.
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                except _CALL_ERRORS as exc:
+                    raise map_error(exc, backend=self.name) from exc
+                text = accumulator.add(chunk)
+                if text:
+                    yield TokenDelta(text)
+        finally:
+            await chunks.close()
+        if accumulator.finish_reason is None:
+            raise LLMError(
+                ErrorKind.INVALID_RESPONSE,
+                "the stream ended before the model finished",
+                backend=self.name,
+            )
+        latency_ms = (time.perf_counter() - started) * 1000
+        model = accumulator.model
+        completion = Completion(
+            text="".join(accumulator.text),
+            tool_calls=accumulator.tool_calls(self.name),
+            usage=accumulator.usage,
+            model=model,
+            backend=self.name,
+            latency_ms=latency_ms,
+            cost=self._cost(model, accumulator.usage),
+            finish_reason=accumulator.finish_reason,
+        )
+        yield Done(completion)
+
+    async def aclose(self) -> None:
+        # Only this loop's client can be closed from here; the others die with their loops.
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        self._clients.clear()
+        if client is not None:
+            await client.close()

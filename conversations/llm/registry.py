@@ -1,0 +1,590 @@
+"""The registry of named backends and the policy around every model call (SPEC §5, §10).
+
+For each call the registry walks the chain "primary (or the named backend), then ``fallback`` in
+order". On each backend it asks the circuit breaker for a permit, makes the attempt, retries
+transient failures with full-jitter backoff, and records the outcome in the breaker, the error
+window, Prometheus and the log. When every backend in the chain fails it raises
+``LLMError(kind="all_backends_failed")``, whose text is safe to show the user.
+
+Clock, sleep and random source are injected so retries and cooldowns are tested without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from conversations.llm import metrics
+from conversations.llm.base import Backend, BackendConfig, BackendFactory
+from conversations.llm.breaker import CircuitBreaker, CircuitState, OutcomeWindow, Permit
+from conversations.llm.retry import RetryPolicy
+from conversations.llm.types import (
+    UNAVAILABLE_MESSAGE,
+    BackendHealth,
+    ChatMessage,
+    Completion,
+    Done,
+    ErrorKind,
+    LLMConfigurationError,
+    LLMError,
+    StreamEvent,
+    TokenDelta,
+    ToolSpec,
+    Usage,
+)
+
+__all__ = [
+    "BackendConfig",
+    "BackendRegistry",
+    "CallReport",
+    "register_default_kind",
+    "registry_from_settings",
+]
+
+logger = structlog.get_logger(__name__)
+
+# Kinds registered by other modules (the offline backend) for every registry built afterwards.
+_DEFAULT_FACTORIES: dict[str, BackendFactory] = {}
+
+
+def register_default_kind(kind: str, factory: BackendFactory) -> None:
+    """Makes ``kind`` available to registries created later and to lazy ones already built."""
+    _DEFAULT_FACTORIES[kind] = factory
+
+
+def _builtin_factories() -> dict[str, BackendFactory]:
+    from conversations.llm.openai_backend import OpenAIBackend
+    from conversations.llm.recorded import RecordedBackend
+
+    return {"openai": OpenAIBackend, "recorded": RecordedBackend}
+
+
+@dataclass(frozen=True)
+class CallReport:
+    """One finished call on one backend, for listeners such as analytics (SPEC §9)."""
+
+    backend: str
+    kind: str
+    model: str
+    outcome: str  # "success" or the ErrorKind value
+    attempts: int
+    latency_ms: float
+    usage: Usage
+    cost: Decimal | None  # None for a failed call
+    stream: bool
+    error: str | None = None
+
+
+Listener = Callable[[CallReport], None]
+
+
+class _Slot:
+    """A configured backend with its breaker, error window and retry policy."""
+
+    def __init__(self, config: BackendConfig, registry: BackendRegistry) -> None:
+        self.config = config
+        self.name = config.name
+        self.breaker = CircuitBreaker(
+            failure_threshold=config.breaker_failures,
+            cooldown=config.breaker_cooldown,
+            clock=registry._clock,
+        )
+        self.window = OutcomeWindow(window=registry.error_window, clock=registry._clock)
+        self.policy = RetryPolicy(
+            max_retries=config.max_retries,
+            base=registry.retry_base,
+            cap=registry.retry_cap,
+            retry_after_cap=registry.retry_after_cap,
+        )
+        self.backend: Backend | None = None
+        self.last_error: str | None = None
+        self.published_state: CircuitState | None = None
+
+    @property
+    def model(self) -> str:
+        return self.backend.model if self.backend is not None else self.config.model
+
+
+class BackendRegistry:
+    """Named backends; the first config is the primary.
+
+    With ``lazy=False`` every backend is built now and an unknown kind raises
+    :class:`LLMConfigurationError`. With ``lazy=True`` a backend is built on its first call, so a
+    kind registered after the registry (the offline backend) still resolves; a kind that is
+    still unknown then fails that backend with ``kind="internal"`` and an error log.
+    """
+
+    def __init__(
+        self,
+        configs: Sequence[BackendConfig],
+        *,
+        fallback: Sequence[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        factories: dict[str, BackendFactory] | None = None,
+        lazy: bool = False,
+        retry_base: float = 0.5,
+        retry_cap: float = 8.0,
+        retry_after_cap: float = 20.0,
+        error_window: float = 300.0,
+        listeners: Sequence[Listener] = (),
+    ) -> None:
+        if not configs:
+            raise LLMConfigurationError("a backend registry needs at least one backend")
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.retry_after_cap = retry_after_cap
+        self.error_window = error_window
+        self._listeners = list(listeners)
+        self._factories: dict[str, BackendFactory] = {**_builtin_factories(), **(factories or {})}
+        self._slots: dict[str, _Slot] = {}
+        for config in configs:
+            if config.name in self._slots:
+                raise LLMConfigurationError(f"two backends are named {config.name!r}")
+            self._slots[config.name] = _Slot(config, self)
+        for name in fallback:
+            if name not in self._slots:
+                raise LLMConfigurationError(
+                    f"fallback {name!r} is not a configured backend "
+                    f"(configured: {', '.join(self._slots)})"
+                )
+        self.primary = configs[0].name
+        self.fallback = tuple(fallback)
+        self._chains: dict[str, tuple[_Slot, ...]] = {}
+        if not lazy:
+            for slot in self._slots.values():
+                slot.backend = self._build(slot.config)
+        for slot in self._slots.values():
+            self._publish_state(slot)
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def register_kind(self, kind: str, factory: BackendFactory) -> None:
+        self._factories[kind] = factory
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def backend(self, name: str) -> Backend:
+        """The backend object named ``name``, built if it was not yet."""
+        slot = self._slot(name)
+        backend = self._resolve(slot)
+        if backend is None:
+            raise LLMConfigurationError(f"no factory is registered for kind {slot.config.kind!r}")
+        return backend
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._slots)
+
+    def _factory(self, kind: str) -> BackendFactory | None:
+        return self._factories.get(kind) or _DEFAULT_FACTORIES.get(kind)
+
+    def _build(self, config: BackendConfig) -> Backend:
+        factory = self._factory(config.kind)
+        if factory is None:
+            known = sorted({*self._factories, *_DEFAULT_FACTORIES})
+            raise LLMConfigurationError(
+                f"backend {config.name!r} has unknown kind {config.kind!r} "
+                f"(known kinds: {', '.join(known)}); register it with register_kind()"
+            )
+        return factory(config)
+
+    def _resolve(self, slot: _Slot) -> Backend | None:
+        if slot.backend is None and self._factory(slot.config.kind) is not None:
+            slot.backend = self._build(slot.config)
+        return slot.backend
+
+    def _slot(self, name: str) -> _Slot:
+        try:
+            return self._slots[name]
+        except KeyError:
+            raise LLMConfigurationError(
+                f"unknown backend {name!r} (configured: {', '.join(self._slots)})"
+            ) from None
+
+    def _chain(self, name: str | None) -> tuple[_Slot, ...]:
+        first = name or self.primary
+        chain = self._chains.get(first)
+        if chain is None:
+            names = [first, *(other for other in self.fallback if other != first)]
+            chain = tuple(self._slot(other) for other in dict.fromkeys(names))
+            self._chains[first] = chain
+        return chain
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        backend: str | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        causes: list[LLMError] = []
+        for slot in self._chain(backend):
+            try:
+                return await self._complete_on(slot, messages, tools, temperature)
+            except LLMError as error:
+                causes.append(error)
+        raise self._all_failed(causes)
+
+    async def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        backend: str | None = None,
+        temperature: float | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """TokenDelta events, then one Done. A failure before the first token falls back like
+        ``complete``; a failure after it is raised as is, since a retry would repeat the text
+        the user has already seen."""
+        causes: list[LLMError] = []
+        for slot in self._chain(backend):
+            emitted = False
+            events = self._stream_on(slot, messages, tools, temperature)
+            try:
+                async for event in events:
+                    emitted = emitted or isinstance(event, TokenDelta)
+                    yield event
+                return
+            except LLMError as error:
+                if emitted:
+                    raise
+                causes.append(error)
+            finally:
+                await events.aclose()
+        raise self._all_failed(causes)
+
+    async def _complete_on(
+        self,
+        slot: _Slot,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        temperature: float | None,
+    ) -> Completion:
+        backend = self._require(slot)
+        permit = self._acquire(slot)
+        started = time.perf_counter()
+        retries = 0
+        settled = False
+        try:
+            while True:
+                try:
+                    completion = await backend.complete(
+                        messages, tools=tools, temperature=temperature
+                    )
+                except LLMError as exc:
+                    error = exc
+                except LLMConfigurationError:
+                    raise
+                except Exception as exc:
+                    error = self._contain(slot, exc)
+                else:
+                    settled = True
+                    completion = replace(completion, attempts=retries + 1)
+                    self._succeeded(slot, permit, completion, started, stream=False)
+                    return completion
+                if slot.policy.should_retry(error, retries_done=retries):
+                    await self._wait_before_retry(slot, error, retries)
+                    retries += 1
+                    continue
+                settled = True
+                self._failed(slot, permit, error, retries + 1, started, stream=False)
+                raise error
+        finally:
+            if not settled:
+                slot.breaker.release(permit)
+
+    async def _stream_on(
+        self,
+        slot: _Slot,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        temperature: float | None,
+    ) -> AsyncGenerator[StreamEvent]:
+        backend = self._require(slot)
+        permit = self._acquire(slot)
+        started = time.perf_counter()
+        retries = 0
+        settled = False
+        try:
+            while True:
+                emitted = False
+                events = backend.stream(messages, tools=tools, temperature=temperature)
+                try:
+                    async for event in events:
+                        if isinstance(event, Done):
+                            completion = replace(event.completion, attempts=retries + 1)
+                            settled = True
+                            self._succeeded(slot, permit, completion, started, stream=True)
+                            yield Done(completion)
+                            return
+                        emitted = True
+                        yield event
+                    error = LLMError(
+                        ErrorKind.INVALID_RESPONSE,
+                        "the stream ended without a completion",
+                        backend=slot.name,
+                    )
+                except LLMError as exc:
+                    error = exc
+                except LLMConfigurationError:
+                    raise
+                except Exception as exc:
+                    error = self._contain(slot, exc)
+                finally:
+                    aclose = getattr(events, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+                if not emitted and slot.policy.should_retry(error, retries_done=retries):
+                    await self._wait_before_retry(slot, error, retries)
+                    retries += 1
+                    continue
+                settled = True
+                self._failed(slot, permit, error, retries + 1, started, stream=True)
+                raise error
+        finally:
+            # Cancelled, or the consumer stopped reading: no outcome, but free a half-open trial.
+            if not settled:
+                slot.breaker.release(permit)
+
+    def _require(self, slot: _Slot) -> Backend:
+        backend = self._resolve(slot)
+        if backend is None:
+            message = f"no factory is registered for kind {slot.config.kind!r}"
+            slot.last_error = f"internal: {message}"
+            logger.error("llm_backend_unresolved", backend=slot.name, kind=slot.config.kind)
+            raise LLMError(ErrorKind.INTERNAL, message, backend=slot.name, transient=False)
+        return backend
+
+    def _acquire(self, slot: _Slot) -> Permit:
+        permit = slot.breaker.acquire()
+        self._publish_state(slot)
+        if permit is not None:
+            return permit
+        error = LLMError(
+            ErrorKind.CIRCUIT_OPEN,
+            f"circuit open for backend {slot.name!r}",
+            backend=slot.name,
+            transient=False,
+            retry_after=slot.breaker.cooldown_remaining(),
+        )
+        metrics.call_observed(backend=slot.name, outcome=error.kind.value)
+        logger.warning(
+            "llm_call_failed",
+            backend=slot.name,
+            model=slot.model,
+            error_kind=error.kind.value,
+            attempts=0,
+            cooldown_remaining=round(error.retry_after or 0.0, 3),
+        )
+        raise error
+
+    async def _wait_before_retry(self, slot: _Slot, error: LLMError, retries: int) -> None:
+        delay = slot.policy.delay(error, retries_done=retries, rng=self._rng)
+        logger.info(
+            "llm_call_retried",
+            backend=slot.name,
+            model=slot.model,
+            error_kind=error.kind.value,
+            attempt=retries + 1,
+            delay=round(delay, 3),
+        )
+        await self._sleep(delay)
+
+    def _contain(self, slot: _Slot, exc: Exception) -> LLMError:
+        # A bug inside a backend must cost the user this backend, not the conversation.
+        logger.exception("llm_backend_crashed", backend=slot.name)
+        return LLMError(
+            ErrorKind.INTERNAL,
+            f"{type(exc).__name__}: {exc}",
+            backend=slot.name,
+            transient=False,
+        )
+
+    def _succeeded(
+        self,
+        slot: _Slot,
+        permit: Permit,
+        completion: Completion,
+        started: float,
+        *,
+        stream: bool,
+    ) -> None:
+        slot.breaker.record_success(permit)
+        slot.window.record(ok=True)
+        self._publish_state(slot)
+        metrics.call_observed(
+            backend=slot.name, outcome="success", latency_seconds=completion.latency_ms / 1000
+        )
+        logger.info(
+            "llm_call_finished",
+            backend=slot.name,
+            model=completion.model,
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+            latency_ms=round(completion.latency_ms, 1),
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+            attempts=completion.attempts,
+            cost=str(completion.cost),
+            finish_reason=completion.finish_reason,
+            stream=stream,
+        )
+        self._notify(
+            CallReport(
+                backend=slot.name,
+                kind=slot.config.kind,
+                model=completion.model,
+                outcome="success",
+                attempts=completion.attempts,
+                latency_ms=completion.latency_ms,
+                usage=completion.usage,
+                cost=completion.cost,
+                stream=stream,
+            )
+        )
+
+    def _failed(
+        self,
+        slot: _Slot,
+        permit: Permit,
+        error: LLMError,
+        attempts: int,
+        started: float,
+        *,
+        stream: bool,
+    ) -> None:
+        if not error.backend:
+            error.backend = slot.name
+        slot.breaker.record_failure(permit)
+        slot.window.record(ok=False)
+        slot.last_error = f"{error.kind.value}: {error.message}"
+        self._publish_state(slot)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        metrics.call_observed(backend=slot.name, outcome=error.kind.value)
+        logger.warning(
+            "llm_call_failed",
+            backend=slot.name,
+            model=slot.model,
+            error_kind=error.kind.value,
+            error=error.message,
+            status_code=error.status_code,
+            attempts=attempts,
+            latency_ms=round(elapsed_ms, 1),
+            stream=stream,
+        )
+        self._notify(
+            CallReport(
+                backend=slot.name,
+                kind=slot.config.kind,
+                model=slot.model,
+                outcome=error.kind.value,
+                attempts=attempts,
+                latency_ms=elapsed_ms,
+                usage=Usage(),
+                cost=None,
+                stream=stream,
+                error=error.message,
+            )
+        )
+
+    def _notify(self, report: CallReport) -> None:
+        for listener in self._listeners:
+            try:
+                listener(report)
+            except Exception:
+                logger.exception("llm_listener_failed", backend=report.backend)
+
+    def _all_failed(self, causes: list[LLMError]) -> LLMError:
+        logger.error(
+            "llm_all_backends_failed",
+            causes=[f"{cause.backend}: {cause.kind.value}" for cause in causes],
+        )
+        return LLMError(
+            ErrorKind.ALL_BACKENDS_FAILED, UNAVAILABLE_MESSAGE, transient=False, causes=causes
+        )
+
+    def _publish_state(self, slot: _Slot) -> None:
+        state = slot.breaker.state
+        if state is slot.published_state:
+            return
+        if slot.published_state is not None:
+            logger.info(
+                "llm_circuit_changed",
+                backend=slot.name,
+                previous=slot.published_state.value,
+                state=state.value,
+            )
+        slot.published_state = state
+        metrics.circuit_state_set(backend=slot.name, state=state)
+
+    # -- operations --------------------------------------------------------------------------
+
+    def health(self) -> list[BackendHealth]:
+        report = []
+        for slot in self._slots.values():
+            self._publish_state(slot)
+            calls, error_rate = slot.window.snapshot()
+            report.append(
+                BackendHealth(
+                    name=slot.name,
+                    kind=slot.config.kind,
+                    model=slot.model,
+                    state=slot.breaker.state.value,
+                    error_rate=error_rate,
+                    recent_calls=calls,
+                    cooldown_remaining=slot.breaker.cooldown_remaining(),
+                    last_error=slot.last_error,
+                    consecutive_failures=slot.breaker.consecutive_failures,
+                )
+            )
+        return report
+
+    async def aclose(self) -> None:
+        for slot in self._slots.values():
+            if slot.backend is not None:
+                await slot.backend.aclose()
+
+
+def registry_from_settings(settings: Any) -> BackendRegistry:
+    """The registry described by ``LLM_*`` settings (the only place that reads them).
+
+    The primary is ``LLM_BACKEND`` (a kind, which also names the backend) with ``LLM_BASE_URL``,
+    ``LLM_API_KEY``, ``LLM_MODEL`` and ``LLM_TIMEOUT_SECONDS``; ``LLM_FALLBACK`` lists further
+    kinds in order, sharing those connection settings. The registry is lazy: the ``offline``
+    kind is registered by its own module, possibly after this runs, and resolves on first use.
+    A ``recorded`` backend reads its cassette path from the optional ``LLM_CASSETTE``.
+    """
+    primary = str(getattr(settings, "LLM_BACKEND", "") or "offline").strip()
+    fallback_kinds = [str(kind).strip() for kind in getattr(settings, "LLM_FALLBACK", []) or []]
+    cassette = str(getattr(settings, "LLM_CASSETTE", "") or "")
+    configs: list[BackendConfig] = []
+    for kind in dict.fromkeys([primary, *fallback_kinds]):
+        if not kind:
+            continue
+        configs.append(
+            BackendConfig(
+                name=kind,
+                kind=kind,
+                model=str(getattr(settings, "LLM_MODEL", "") or ""),
+                base_url=str(getattr(settings, "LLM_BASE_URL", "") or ""),
+                api_key=str(getattr(settings, "LLM_API_KEY", "") or ""),
+                timeout=float(getattr(settings, "LLM_TIMEOUT_SECONDS", 30.0) or 30.0),
+                options={"cassette": cassette} if kind == "recorded" and cassette else {},
+            )
+        )
+    return BackendRegistry(configs, fallback=[config.name for config in configs[1:]], lazy=True)

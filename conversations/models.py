@@ -1,0 +1,286 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Agent(models.Model):
+    """An AI agent: what it is for (routing reads the description), which operations it may call
+    and whether it may change anything."""
+
+    class Permission(models.TextChoices):
+        READ = "read", "Read only"
+        WRITE = "write", "Read and write (writes need approval)"
+
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(help_text="What this agent handles; the router reads it.")
+    permission = models.CharField(max_length=5, choices=Permission.choices, default=Permission.READ)
+    operations = models.ManyToManyField(
+        "openapi_import.Operation", blank=True, related_name="agents"
+    )
+    system_prompt = models.TextField(blank=True)
+    tone = models.CharField(max_length=200, blank=True, help_text="e.g. warm, concise")
+    greeting = models.TextField(blank=True)
+    escalation_message = models.TextField(
+        blank=True, help_text="What the customer reads when a human is called."
+    )
+    backend = models.CharField(
+        max_length=50, blank=True, help_text="LLM backend name; empty: the default backend."
+    )
+    model = models.CharField(max_length=100, blank=True, help_text="Empty: the backend's model.")
+    is_fallback = models.BooleanField(
+        default=False, help_text="Answers what no other agent matches (small talk, help)."
+    )
+    enabled = models.BooleanField(default=True)
+    template = models.CharField(max_length=50, blank=True, help_text="Vertical template of origin")
+    position = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Conversation(models.Model):
+    class State(models.TextChoices):
+        AI_ACTIVE = "ai_active", "AI active"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        ESCALATED = "escalated", "Escalated (waiting for staff)"
+        HUMAN_ACTIVE = "human_active", "Human active"
+        RESOLVED = "resolved", "Resolved"
+        CLOSED = "closed", "Closed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The signed visitor cookie's id, or empty for conversations owned by a user account.
+    visitor_id = models.CharField(max_length=64, blank=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="conversations",
+    )
+    state = models.CharField(max_length=20, choices=State.choices, default=State.AI_ACTIVE)
+    # The highest sequence number handed out; every durable frame takes the next one.
+    last_seq = models.PositiveIntegerField(default=0)
+    # Entities remembered across turns ("cancel that one"): order number, email, code.
+    context = models.JSONField(default=dict, blank=True)
+    current_agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL)
+    turn_count = models.PositiveIntegerField(default=0)
+    reopen_count = models.PositiveIntegerField(default=0)
+    title = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {str(self.id)[:8]}"
+
+
+class Turn(models.Model):
+    """The agent's work on one user message."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        SKIPPED = "skipped", "Skipped (a human holds the conversation)"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="turns")
+    user_message = models.OneToOneField(
+        "Message", on_delete=models.CASCADE, related_name="turn_started"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    first_token_ms = models.FloatField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    model_calls = models.PositiveSmallIntegerField(default=0)
+    tool_calls = models.PositiveSmallIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    # Where the turn stands: the intents, which one runs, and the model conversation so far, so
+    # a turn paused for approval resumes in another process after a restart.
+    plan = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return f"Turn {self.pk} ({self.status})"
+
+
+class Message(models.Model):
+    """A durable item of the conversation's timeline, numbered by ``seq``: what a reconnecting
+    client replays with ``resume``. Streamed tokens are not stored; the finished text is."""
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message", "Message"
+        TOOL_CALL = "tool_call", "Tool call"
+        TOOL_RESULT = "tool_result", "Tool result"
+        CLARIFICATION = "clarification", "Clarification"
+        INTERRUPT = "interrupt", "Interrupt"
+        INTERRUPT_RESOLVED = "interrupt_resolved", "Interrupt resolved"
+        INTERRUPT_EXPIRED = "interrupt_expired", "Interrupt expired"
+        ESCALATED = "escalated", "Escalated"
+        STAFF_JOINED = "staff_joined", "Staff joined"
+
+    class Role(models.TextChoices):
+        USER = "user", "Customer"
+        ASSISTANT = "assistant", "Assistant"
+        STAFF = "staff", "Staff"
+        SYSTEM = "system", "System"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.MESSAGE)
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    # NULL, not "", for staff and system items: the unique constraint skips NULLs.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    turn = models.ForeignKey(
+        Turn, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "seq"], name="unique_message_seq"),
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=models.Q(client_id__isnull=False),
+                name="unique_message_client_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind} {self.role}"
+
+
+class ToolCall(models.Model):
+    """One call of an operation on the business's API, with its outcome."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for approval"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        SKIPPED = "skipped", "Skipped"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="tool_calls"
+    )
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="tool_call_records")
+    operation = models.ForeignKey(
+        "openapi_import.Operation", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    operation_name = models.CharField(max_length=64)
+    arguments = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error_kind = models.CharField(max_length=20, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    latency_ms = models.FloatField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.operation_name} ({self.status})"
+
+
+class StateTransition(models.Model):
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_state = models.CharField(max_length=20, choices=Conversation.State.choices)
+    to_state = models.CharField(max_length=20, choices=Conversation.State.choices)
+    reason = models.CharField(max_length=200, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_state} → {self.to_state}"
+
+
+class Interrupt(models.Model):
+    """A consequential call waiting for a decision, bound to its exact arguments (SPEC §6)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+
+    class Approver(models.TextChoices):
+        USER = "user", "Customer"
+        STAFF = "staff", "Staff"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="interrupts"
+    )
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="interrupts")
+    tool_call = models.OneToOneField(ToolCall, on_delete=models.CASCADE, related_name="interrupt")
+    operation = models.ForeignKey(
+        "openapi_import.Operation", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    operation_name = models.CharField(max_length=64)
+    arguments = models.JSONField(default=dict)
+    arguments_hash = models.CharField(max_length=64)
+    summary = models.TextField()
+    approver = models.CharField(max_length=5, choices=Approver.choices)
+    policy_reason = models.CharField(max_length=200, blank=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    decision_source = models.CharField(max_length=20, blank=True)
+    edited = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("decide_interrupt", "Can approve or reject actions that need staff")]
+        indexes = [models.Index(fields=["status", "approver", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.summary} ({self.status})"

@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from conversations.consumers import ChatConsumer
+
+websocket_urlpatterns = [
+    path("ws/chat/<uuid:conversation_id>/", ChatConsumer.as_asgi()),
+]

@@ -1,0 +1,241 @@
+"""Conversation writes: starting conversations, appending timeline items (each with the next
+sequence number, broadcast after commit), receiving customer messages, and the state machine of
+SPEC §7 with every transition recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import structlog
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from analytics.models import EventType
+from analytics.services import event_record
+from config.errors import ApplicationError, ErrorCode
+from conversations.models import Agent, Conversation, Message, StateTransition, Turn
+from conversations.realtime import broadcast_on_commit, message_frame
+
+logger = structlog.get_logger(__name__)
+
+State = Conversation.State
+
+# SPEC §7. "closed" is reachable from every state and leaves nowhere.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    State.AI_ACTIVE: frozenset({State.AWAITING_APPROVAL, State.ESCALATED, State.RESOLVED}),
+    State.AWAITING_APPROVAL: frozenset({State.AI_ACTIVE, State.ESCALATED}),
+    State.ESCALATED: frozenset({State.HUMAN_ACTIVE, State.AI_ACTIVE}),
+    State.HUMAN_ACTIVE: frozenset({State.RESOLVED, State.AI_ACTIVE}),
+    State.RESOLVED: frozenset({State.AI_ACTIVE}),
+    State.CLOSED: frozenset(),
+}
+# While a human holds (or is about to hold) the conversation the AI stays silent.
+AI_SILENT_STATES = frozenset({State.ESCALATED, State.HUMAN_ACTIVE, State.CLOSED})
+
+
+def conversation_start(*, visitor_id: str = "", user: User | None = None) -> Conversation:
+    conversation = Conversation.objects.create(visitor_id=visitor_id, user=user)
+    event_record(type=EventType.CONVERSATION_STARTED, conversation_id=conversation.pk)
+    logger.info("conversation_started", conversation_id=str(conversation.pk))
+    return conversation
+
+
+def message_append(
+    *,
+    conversation_id: UUID | str,
+    kind: str = Message.Kind.MESSAGE,
+    role: str,
+    content: str = "",
+    payload: dict[str, Any] | None = None,
+    client_id: str | None = None,
+    turn: Turn | None = None,
+    agent: Agent | None = None,
+    author: User | None = None,
+) -> Message:
+    """Store a timeline item with the conversation's next ``seq`` and broadcast it on commit."""
+    with transaction.atomic():
+        # The row lock serialises seq allocation between processes.
+        conversation = (
+            Conversation.objects.select_for_update().only("last_seq").get(pk=conversation_id)
+        )
+        seq = conversation.last_seq + 1
+        Conversation.objects.filter(pk=conversation_id).update(
+            last_seq=seq, updated_at=timezone.now()
+        )
+        message = Message.objects.create(
+            conversation_id=conversation_id,
+            seq=seq,
+            kind=kind,
+            role=role,
+            content=content,
+            payload=payload or {},
+            client_id=client_id,
+            turn=turn,
+            agent=agent,
+            author=author,
+        )
+        broadcast_on_commit(conversation_id, message_frame(message))
+    return message
+
+
+def user_message_receive(
+    *, conversation_id: UUID | str, content: str, client_id: str
+) -> tuple[Message, bool]:
+    """Store a customer's message before anything else happens; ``(message, False)`` when this
+    ``client_id`` was already stored (a resend after a reconnect), which must not run again."""
+    existing = Message.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
+    if existing is not None:
+        return existing, False
+    conversation = Conversation.objects.get(pk=conversation_id)
+    if conversation.state == State.CLOSED:
+        raise ApplicationError(ErrorCode.INVALID_TRANSITION, "This conversation is closed.")
+    try:
+        message = message_append(
+            conversation_id=conversation_id,
+            role=Message.Role.USER,
+            content=content,
+            client_id=client_id,
+        )
+    except IntegrityError:
+        # Two sockets sent the same client_id at once; the other one stored it.
+        return Message.objects.get(conversation_id=conversation_id, client_id=client_id), False
+    updates: dict[str, Any] = {}
+    if not conversation.title:
+        updates["title"] = content[:200]
+    if updates:
+        Conversation.objects.filter(pk=conversation_id).update(**updates)
+    if conversation.state == State.RESOLVED:
+        conversation_transition(
+            conversation=conversation, to_state=State.AI_ACTIVE, reason="customer wrote again"
+        )
+    event_record(
+        type=EventType.MESSAGE_RECEIVED,
+        conversation_id=conversation_id,
+        data={"chars": len(content)},
+    )
+    return message, True
+
+
+def conversation_transition(
+    *,
+    conversation: Conversation,
+    to_state: str,
+    reason: str,
+    actor: User | None = None,
+) -> Conversation:
+    """Move along the state machine (SPEC §7) or raise ``invalid_transition``."""
+    with transaction.atomic():
+        current = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        from_state = current.state
+        if from_state == to_state:
+            conversation.state = from_state
+            return conversation
+        allowed = to_state == State.CLOSED or to_state in TRANSITIONS[from_state]
+        if from_state == State.CLOSED or not allowed:
+            raise ApplicationError(
+                ErrorCode.INVALID_TRANSITION,
+                f"A conversation cannot go from {from_state} to {to_state}.",
+                details={"from": from_state, "to": to_state},
+            )
+        updates: dict[str, Any] = {"state": to_state, "updated_at": timezone.now()}
+        reopened = from_state == State.RESOLVED and to_state == State.AI_ACTIVE
+        if reopened:
+            updates["reopen_count"] = F("reopen_count") + 1
+        Conversation.objects.filter(pk=conversation.pk).update(**updates)
+        StateTransition.objects.create(
+            conversation=current,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            actor=actor,
+        )
+        event_record(
+            type=EventType.STATE_CHANGED,
+            conversation_id=conversation.pk,
+            outcome=to_state,
+            data={"from": from_state, "to": to_state, "reason": reason, "reopen": reopened},
+        )
+    conversation.state = to_state
+    logger.info(
+        "conversation_state_changed",
+        conversation_id=str(conversation.pk),
+        from_state=from_state,
+        to_state=to_state,
+        reason=reason,
+    )
+    return conversation
+
+
+def conversation_context_update(*, conversation_id: UUID | str, context: dict[str, Any]) -> None:
+    Conversation.objects.filter(pk=conversation_id).update(context=context)
+
+
+DEFAULT_ESCALATION_MESSAGE = (
+    "I've asked a member of our support team to join. They'll be with you shortly; your "
+    "conversation so far is shared with them."
+)
+
+
+def handoff_request(
+    *,
+    conversation_id: UUID | str,
+    trigger: str,
+    reason: str,
+    actor: User | None = None,
+) -> bool:
+    """Hand the conversation to humans (SPEC §7). Returns ``False`` when it already is."""
+    conversation = Conversation.objects.select_related("current_agent").get(pk=conversation_id)
+    if conversation.state in (State.ESCALATED, State.HUMAN_ACTIVE, State.CLOSED):
+        return False
+    if conversation.state == State.RESOLVED:
+        conversation_transition(
+            conversation=conversation,
+            to_state=State.AI_ACTIVE,
+            reason="reopened for a handoff",
+            actor=actor,
+        )
+    conversation_transition(
+        conversation=conversation,
+        to_state=State.ESCALATED,
+        reason=f"{trigger}: {reason}",
+        actor=actor,
+    )
+    agent = conversation.current_agent
+    message_append(
+        conversation_id=conversation_id,
+        kind=Message.Kind.ESCALATED,
+        role=Message.Role.SYSTEM,
+        content=(
+            agent.escalation_message
+            if agent and agent.escalation_message
+            else DEFAULT_ESCALATION_MESSAGE
+        ),
+        payload={"frame": {"trigger": trigger}},
+    )
+    event_record(
+        type=EventType.ESCALATION_REQUESTED,
+        conversation_id=conversation_id,
+        outcome=trigger,
+        data={"reason": reason},
+    )
+    logger.info("handoff_requested", conversation_id=str(conversation_id), trigger=trigger)
+    _open_escalation(conversation, trigger=trigger, reason=reason, actor=actor)
+    return True
+
+
+def _open_escalation(
+    conversation: Conversation, *, trigger: str, reason: str, actor: User | None
+) -> None:
+    """The escalations app takes it from here (queue, packet, notifications)."""
+    import importlib
+
+    try:
+        escalation_services = importlib.import_module("escalations.services")
+    except ModuleNotFoundError:
+        return
+    opener = getattr(escalation_services, "escalation_open", None)
+    if opener is not None:
+        opener(conversation=conversation, trigger=trigger, reason=reason, actor=actor)

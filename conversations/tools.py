@@ -1,0 +1,273 @@
+"""Calling an imported operation on the business's API (SPEC §6).
+
+Arguments come from a model, so they are checked against the operation's JSON Schema first and
+never reach headers that carry credentials. The call goes over real HTTP through the SSRF guard
+(``safehttp``) with the upstream allow-list; the spec's credential is added here and appears in
+no log, record or prompt. Failures are sorted into the taxonomy the runtime acts on:
+
+- ``transient`` (timeouts, 429, 5xx): retried up to 3 times with full-jitter backoff, honouring
+  ``Retry-After`` — non-idempotent calls only when an idempotency key is sent;
+- ``validation`` (other 4xx): explained to the customer;
+- ``auth`` (401/403) and ``unknown`` (blocked, malformed, anything else): escalated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import jsonschema
+import structlog
+from django.conf import settings
+from prometheus_client import Counter
+
+import safehttp
+from conversations.llm.retry import parse_retry_after
+from openapi_import.models import Operation
+
+logger = structlog.get_logger(__name__)
+
+TOOL_CALLS = Counter("actiondesk_tool_calls_total", "Tool calls by outcome", ["outcome"])
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+IDEMPOTENCY_HEADER = "idempotency-key"
+# Headers a model may never set, whatever the spec declares.
+FORBIDDEN_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "host"})
+MAX_RESULT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    attempts: int = 3  # retries after the first try
+    base: float = 0.5
+    cap: float = 8.0
+    retry_after_cap: float = 20.0
+
+
+@dataclass
+class ToolOutcome:
+    ok: bool
+    status_code: int | None = None
+    data: Any = None
+    error_kind: str = ""  # "", transient, validation, auth, unknown
+    message: str = ""
+    attempts: int = 0
+    latency_ms: float = 0.0
+    delays: list[float] = field(default_factory=list)
+
+    @property
+    def escalate(self) -> bool:
+        return self.error_kind in ("auth", "unknown")
+
+
+class ToolArgumentError(ValueError):
+    """The arguments do not fit the operation's schema."""
+
+
+def tool_policy() -> safehttp.Policy:
+    return safehttp.Policy(
+        allowed_hosts=frozenset(h.lower() for h in settings.UPSTREAM_ALLOWED_HOSTS),
+        require_allowlist=True,
+        # Production: an allow-listed name must still resolve to a public address, so a
+        # tenant's DNS cannot point a tool at the metadata service. Development lets the demo
+        # shop on localhost through.
+        allowlist_bypasses_address_check=settings.UPSTREAM_ALLOW_PRIVATE,
+        max_bytes=MAX_RESULT_BYTES * 16,
+        timeout=settings.TOOL_TIMEOUT_SECONDS,
+        max_redirects=0,
+    )
+
+
+def validate_arguments(operation: Operation, arguments: dict[str, Any]) -> None:
+    if not isinstance(arguments, dict):
+        raise ToolArgumentError("Arguments must be an object.")
+    validator = jsonschema.Draft202012Validator(operation.parameters_schema or {"type": "object"})
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.absolute_path) or "arguments"
+        raise ToolArgumentError(f"{where}: {first.message}")
+
+
+def supports_idempotency_key(operation: Operation) -> bool:
+    return any(
+        name.lower() == IDEMPOTENCY_HEADER and location == "header"
+        for name, location in operation.parameter_locations.items()
+    )
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    json: Any = None
+    content: bytes | None = None
+
+
+def prepare_request(
+    operation: Operation, arguments: dict[str, Any], *, idempotency_key: str = ""
+) -> PreparedRequest:
+    spec = operation.spec
+    base = (operation.server_url or spec.base_url).rstrip("/")
+    if not urlsplit(base).scheme:
+        raise ToolArgumentError(
+            f"The spec '{spec.title}' has no absolute base URL; set it in the admin."
+        )
+    path = operation.path
+    query: dict[str, Any] = {}
+    headers: dict[str, str] = {"Accept": "application/json"}
+    body: Any = None
+    for prop, value in arguments.items():
+        location = operation.parameter_locations.get(prop)
+        name = operation.parameter_names.get(prop, prop)
+        if location == "path":
+            path = path.replace("{" + name + "}", quote(str(value), safe=""))
+        elif location == "query":
+            query[name] = value
+        elif location == "header":
+            if name.lower() in FORBIDDEN_HEADERS or name.lower() == spec.auth_header.lower():
+                continue
+            headers[name] = str(value)
+        elif location in ("body", "formData"):
+            body = value
+        # Cookie parameters and unknown names are dropped: nothing the model says is sent blind.
+    if "{" in path:
+        raise ToolArgumentError(f"Missing path parameters in {operation.path}.")
+    url = base + path
+    if query:
+        url += "?" + urlencode(
+            {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in query.items()}
+        )
+    if idempotency_key and supports_idempotency_key(operation):
+        headers = {k: v for k, v in headers.items() if k.lower() != IDEMPOTENCY_HEADER}
+        headers["Idempotency-Key"] = idempotency_key
+    if spec.auth_header and spec.auth_value:
+        headers[spec.auth_header] = spec.auth_value
+    content_type = operation.body_content_type or "application/json"
+    if body is None:
+        return PreparedRequest(operation.method, url, headers)
+    if "json" in content_type:
+        return PreparedRequest(operation.method, url, headers, json=body)
+    if content_type == "application/x-www-form-urlencoded" and isinstance(body, dict):
+        headers["Content-Type"] = content_type
+        return PreparedRequest(operation.method, url, headers, content=urlencode(body).encode())
+    raise ToolArgumentError(f"Request bodies of type {content_type} are not supported yet.")
+
+
+def _decode(response: safehttp.SafeResponse) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text()[:MAX_RESULT_BYTES]
+
+
+def classify_status(status: int) -> str:
+    if 200 <= status < 300:
+        return ""
+    if status in (408, 425, 429) or status >= 500:
+        return "transient"
+    if status in (401, 403):
+        return "auth"
+    if 400 <= status < 500:
+        return "validation"
+    return "unknown"
+
+
+async def execute(
+    operation: Operation,
+    arguments: dict[str, Any],
+    *,
+    idempotency_key: str = "",
+    retry: RetrySettings | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
+    policy: safehttp.Policy | None = None,
+) -> ToolOutcome:
+    """Call the operation; never raises for upstream failures, returns the classified outcome."""
+    retry = retry or RetrySettings()
+    rng = rng or random.Random()
+    started = time.perf_counter()
+    outcome = ToolOutcome(ok=False)
+    try:
+        validate_arguments(operation, arguments)
+        request = prepare_request(operation, arguments, idempotency_key=idempotency_key)
+    except ToolArgumentError as exc:
+        outcome.error_kind, outcome.message = "validation", str(exc)
+        return _finish(operation, outcome, started)
+    can_retry = operation.method in IDEMPOTENT_METHODS or (
+        bool(idempotency_key) and supports_idempotency_key(operation)
+    )
+    policy = policy or tool_policy()
+    while True:
+        outcome.attempts += 1
+        retry_after: float | None = None
+        try:
+            response = await safehttp.async_safe_request(
+                request.method,
+                request.url,
+                policy=policy,
+                headers=request.headers,
+                json=request.json,
+                content=request.content,
+            )
+        except safehttp.BlockedDestination as exc:
+            outcome.error_kind, outcome.message = "unknown", exc.reason
+            break
+        except (safehttp.DeadlineExceeded, safehttp.UpstreamError) as exc:
+            outcome.error_kind, outcome.message = "transient", exc.reason
+        except safehttp.SafeHttpError as exc:
+            outcome.error_kind, outcome.message = "unknown", exc.reason
+            break
+        else:
+            outcome.status_code = response.status_code
+            outcome.data = _decode(response)
+            outcome.error_kind = classify_status(response.status_code)
+            outcome.ok = not outcome.error_kind
+            if outcome.ok:
+                break
+            outcome.message = _error_text(outcome.data, response.status_code)
+            retry_after = parse_retry_after(response.headers)
+        if outcome.error_kind != "transient" or not can_retry:
+            break
+        if outcome.attempts > retry.attempts:
+            break
+        n = outcome.attempts - 1
+        delay = (
+            min(retry.retry_after_cap, retry_after)
+            if retry_after is not None
+            else rng.uniform(0, min(retry.cap, retry.base * 2**n))
+        )
+        outcome.delays.append(delay)
+        await sleep(delay)
+    return _finish(operation, outcome, started)
+
+
+def _error_text(data: Any, status: int) -> str:
+    if isinstance(data, dict):
+        for key in ("detail", "message", "error", "title"):
+            if isinstance(data.get(key), str):
+                return str(data[key])[:500]
+    return f"The service answered HTTP {status}."
+
+
+def _finish(operation: Operation, outcome: ToolOutcome, started: float) -> ToolOutcome:
+    outcome.latency_ms = (time.perf_counter() - started) * 1000
+    label = "succeeded" if outcome.ok else outcome.error_kind or "unknown"
+    TOOL_CALLS.labels(outcome=label).inc()
+    logger.info(
+        "tool_called",
+        operation=operation.operation_id,
+        outcome=label,
+        status_code=outcome.status_code,
+        attempts=outcome.attempts,
+        latency_ms=round(outcome.latency_ms, 1),
+    )
+    return outcome

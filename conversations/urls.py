@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from conversations import views
+
+urlpatterns = [
+    path("", views.chat_home, name="chat-home"),
+    path("chat/", views.chat_home),
+    path("chat/new/", views.chat_new, name="chat-new"),
+    path("chat/<uuid:conversation_id>/", views.chat_page, name="chat"),
+]

@@ -1,0 +1,99 @@
+"""Reads of the demo shop. Each selector fetches what its response shows in a fixed number of
+queries, and raises ``ShopError`` when the thing asked for does not exist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from demo_shop.exceptions import ShopError, ShopErrorCode
+from demo_shop.models import DiscountCode, Order, Refund, Shipment
+
+# An agent reads the answer into its context; the most recent orders are the ones asked about.
+ORDER_LIST_LIMIT = 50
+
+
+def normalize_code(code: str) -> str:
+    return code.strip().upper()
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def order_not_found(order_number: int) -> ShopError:
+    return ShopError(ShopErrorCode.ORDER_NOT_FOUND, f"There is no order number {order_number}.")
+
+
+def _orders() -> QuerySet[Order]:
+    return Order.objects.select_related("customer", "discount_code").prefetch_related(
+        "items", "refunds"
+    )
+
+
+def order_get(*, order_number: int) -> Order:
+    order = _orders().filter(number=order_number).first()
+    if order is None:
+        raise order_not_found(order_number)
+    return order
+
+
+def order_list_for_email(*, email: str) -> list[Order]:
+    return list(_orders().filter(customer__email__iexact=normalize_email(email))[:ORDER_LIST_LIMIT])
+
+
+@dataclass(frozen=True)
+class Tracking:
+    order_number: int
+    order_status: str
+    shipped: bool
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    status: str | None = None
+    shipped_at: datetime | None = None
+    estimated_delivery: date | None = None
+    delivered_at: datetime | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def tracking_get_for_order(*, order_number: int) -> Tracking:
+    order = Order.objects.filter(number=order_number).first()
+    if order is None:
+        raise order_not_found(order_number)
+    shipment = Shipment.objects.filter(order=order).first()
+    if shipment is None:
+        # Not an error: "not shipped yet" is the answer to "where is my order?".
+        return Tracking(order_number=order.number, order_status=order.status, shipped=False)
+    return Tracking(
+        order_number=order.number,
+        order_status=order.status,
+        shipped=True,
+        carrier=shipment.carrier,
+        tracking_number=shipment.tracking_number,
+        tracking_url=shipment.tracking_url or None,
+        status=shipment.status,
+        shipped_at=shipment.shipped_at,
+        estimated_delivery=shipment.estimated_delivery,
+        delivered_at=shipment.delivered_at,
+        events=list(shipment.events),
+    )
+
+
+def discount_code_get(*, code: str) -> DiscountCode:
+    discount = DiscountCode.objects.filter(code=normalize_code(code)).first()
+    if discount is None:
+        raise ShopError(
+            ShopErrorCode.DISCOUNT_CODE_NOT_FOUND, f"There is no discount code {code.strip()!r}."
+        )
+    return discount
+
+
+def refund_list_for_order(*, order_number: int) -> list[Refund]:
+    order = Order.objects.filter(number=order_number).first()
+    if order is None:
+        raise order_not_found(order_number)
+    return list(Refund.objects.filter(order=order).select_related("order"))
