@@ -17,6 +17,7 @@ from uuid import UUID
 import structlog
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -169,7 +170,7 @@ def interrupt_decide(
     decision (a double click) returns the interrupt unchanged."""
     try:
         interrupt = Interrupt.objects.select_related("turn").get(pk=interrupt_id)
-    except (Interrupt.DoesNotExist, ValueError, TypeError) as exc:
+    except (Interrupt.DoesNotExist, ValueError, TypeError, DjangoValidationError) as exc:
         raise ApplicationError(ErrorCode.NOT_FOUND, "No such approval request.") from exc
     if conversation_id is not None and str(interrupt.conversation_id) != str(conversation_id):
         raise ApplicationError(ErrorCode.NOT_FOUND, "No such approval request.")

@@ -114,7 +114,10 @@ def prepare_request(
     operation: Operation, arguments: dict[str, Any], *, idempotency_key: str = ""
 ) -> PreparedRequest:
     spec = operation.spec
-    base = (operation.server_url or spec.base_url).rstrip("/")
+    # An operation-level server wins only when absolute; a relative one (a spec uploaded rather
+    # than fetched) means "where the API is", which staff set as the spec's base URL.
+    own = operation.server_url if urlsplit(operation.server_url).scheme else ""
+    base = (own or spec.base_url).rstrip("/")
     if not urlsplit(base).scheme:
         raise ToolArgumentError(
             f"The spec '{spec.title}' has no absolute base URL; set it in the admin."

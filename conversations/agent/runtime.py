@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -50,7 +50,9 @@ HISTORY_MESSAGES = 20
 LOCK_SECONDS = 300
 _tasks: set[asyncio.Task[None]] = set()
 
-db = sync_to_async  # every ORM call from async code goes through a thread
+# Every ORM call from async code runs in a thread that gives its connection back afterwards
+# (to the pool on PostgreSQL): plain sync_to_async would keep one checked out per thread.
+db = database_sync_to_async
 
 
 def schedule_turns(conversation_id: str) -> None:
@@ -647,13 +649,14 @@ def approval_needed(
 
 
 def _amount(arguments: dict[str, Any]) -> float | None:
-    for source in (
-        arguments,
-        arguments.get("body") if isinstance(arguments.get("body"), dict) else {},
-    ):
-        value = source.get("amount") if isinstance(source, dict) else None
+    """The call's ``amount``, top level or in the body."""
+    body = arguments.get("body")
+    for source in (arguments, body if isinstance(body, dict) else {}):
+        value = source.get("amount")
+        if value is None:
+            continue
         try:
-            return float(value) if value is not None else None
+            return float(value)
         except (TypeError, ValueError):
             return None
     return None

@@ -20,10 +20,21 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not options["force"]:
             raise CommandError("setup_demo creates accounts with a known password; DEBUG is off.")
+        from django.contrib.auth import get_user_model
+
+        from demo_shop.install import demo_install
+
         base = options["base_url"].rstrip("/")
         accounts = demo_accounts_ensure()
+        reviewer = get_user_model().objects.get(username="supervisor")
+        installed = demo_install(base_url=base, reviewer=reviewer)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("Actiondesk demo is ready."))
+        self.stdout.write(
+            f"  Demo shop: {installed.tools} operations enabled as tools for "
+            f"{installed.agents} agents ({base}/demo-shop/api/docs)"
+        )
+        self.stdout.write(f"  Chat:    {base}/   (try: where is my order 1042?)")
         self.stdout.write(f"  Admin:   {base}/admin/")
         self.stdout.write(f"  API:     {base}/api/v1/health  (docs: {base}/api/v1/docs, staff)")
         for account in accounts:

@@ -1,0 +1,56 @@
+"""The whole demo in one call (``make run``): shop data, its spec imported and enabled as tools,
+the upstream credential, and the e-commerce agents."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from conversations.agents import agents_load, template_text
+from demo_shop.seed import shop_seed
+from openapi_import.models import ApiSpec, ImportJob
+from openapi_import.services import import_job_create, import_job_run, operations_bulk_update
+
+
+@dataclass(frozen=True)
+class DemoInstall:
+    spec: ApiSpec
+    tools: int
+    agents: int
+
+
+def demo_install(*, base_url: str, reviewer: User) -> DemoInstall:
+    from demo_shop.api import api as shop_api
+
+    shop_seed()
+    schema = shop_api.get_openapi_schema()
+    with transaction.atomic():
+        existing = ApiSpec.objects.filter(title=schema["info"]["title"]).first()
+        job = import_job_create(
+            source=ImportJob.Source.TEXT,
+            content=json.dumps(schema).encode(),
+            filename="demo-shop-openapi.json",
+            created_by=reviewer,
+            target_spec=existing,
+        )
+    job = import_job_run(job_id=job.pk)
+    if job.status != ImportJob.Status.DONE or job.spec is None:
+        raise RuntimeError(f"The demo shop spec did not import: {job.error_message}")
+    spec = job.spec
+    spec.base_url = base_url.rstrip("/") + "/demo-shop/api"
+    spec.auth_header = "X-Shop-Key"
+    spec.auth_value = settings.DEMO_SHOP_API_KEY
+    spec.save(update_fields=["base_url", "auth_header", "auth_value", "updated_at"])
+    operations = spec.operations.filter(removed_at__isnull=True)
+    operations_bulk_update(operations=operations, action="review", user=reviewer)
+    operations_bulk_update(operations=operations, action="enable", user=reviewer)
+    result = agents_load(text=template_text("ecommerce"))
+    return DemoInstall(
+        spec=spec,
+        tools=operations.count(),
+        agents=len(result.created) + len(result.updated),
+    )

@@ -1,0 +1,49 @@
+"""Helpers for chat tests: a visitor's socket on the real ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from channels.testing import WebsocketCommunicator
+from django.core import signing
+
+from config.asgi import application
+from conversations.visitors import COOKIE, SALT
+
+
+def visitor_cookie(visitor_id: str) -> bytes:
+    value = signing.get_cookie_signer(salt=COOKIE + SALT).sign(visitor_id)
+    return f"{COOKIE}={value}".encode()
+
+
+async def connect(
+    conversation_id: object, visitor_id: str, *, origin: bytes = b"http://testserver"
+) -> tuple[WebsocketCommunicator, dict[str, Any] | int]:
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/chat/{conversation_id}/",
+        headers=[(b"origin", origin), (b"cookie", visitor_cookie(visitor_id))],
+    )
+    connected, code = await communicator.connect()
+    if not connected:
+        return communicator, int(code or 0)
+    ready = await communicator.receive_json_from(timeout=5)
+    return communicator, ready
+
+
+async def frames_until(
+    communicator: WebsocketCommunicator, stop: Any, *, within: float = 10
+) -> list[dict[str, Any]]:
+    """Collect frames until ``stop(frame)`` is true (inclusive)."""
+    frames: list[dict[str, Any]] = []
+    async with asyncio.timeout(within):
+        while True:
+            frame = await communicator.receive_json_from(timeout=within)
+            frames.append(frame)
+            if stop(frame):
+                return frames
+
+
+def turn_ended(frame: dict[str, Any]) -> bool:
+    return frame["type"] == "turn_end"
