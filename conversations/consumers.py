@@ -46,6 +46,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.accept()
         protocol.socket_opened()
+        # A reconnect is also the moment to finish anything a restart left (approved calls).
+        from conversations.agent.runtime import schedule_turns
+
+        schedule_turns(self.conversation_id)
         await self.send_json(
             {
                 "type": "ready",

@@ -209,6 +209,8 @@ class ToolCall(models.Model):
     latency_ms = models.FloatField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the call went out: a call still "running" long after this died with its process.
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

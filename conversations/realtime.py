@@ -23,6 +23,9 @@ def conversation_group(conversation_id: UUID | str) -> str:
 def message_frame(message: Message) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": message.kind, "seq": message.seq, "id": message.pk}
     if message.kind in (
+        Message.Kind.INTERRUPT_RESOLVED,
+        Message.Kind.INTERRUPT_EXPIRED,
+        Message.Kind.INTERRUPT,
         Message.Kind.MESSAGE,
         Message.Kind.CLARIFICATION,
         Message.Kind.ESCALATED,
@@ -34,6 +37,8 @@ def message_frame(message: Message) -> dict[str, Any]:
         frame["client_id"] = message.client_id
     if message.agent_id and message.role == Message.Role.ASSISTANT:
         frame["agent"] = message.payload.get("agent_name", "")
+    if message.role == Message.Role.STAFF:
+        frame["author"] = message.payload.get("author_name", "Support")
     frame["created_at"] = message.created_at.isoformat()
     frame.update(message.payload.get("frame", {}))
     return frame

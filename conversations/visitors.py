@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from django.core import signing
 from django.http import HttpRequest, HttpResponse
 
 COOKIE = "ad_visitor"
@@ -23,14 +22,11 @@ def visitor_from_request(request: HttpRequest) -> str | None:
 
 
 def visitor_from_scope(scope: dict[str, Any]) -> str | None:
-    """The same cookie read from a WebSocket handshake (``CookieMiddleware`` parsed it)."""
-    raw = scope.get("cookies", {}).get(COOKIE)
-    if not raw:
-        return None
-    try:
-        return str(signing.get_cookie_signer(salt=COOKIE + SALT).unsign(raw, max_age=MAX_AGE))
-    except signing.BadSignature:
-        return None
+    """The same cookie read from a WebSocket handshake (``CookieMiddleware`` parsed it), through
+    Django's own reader so the salt scheme always matches ``set_signed_cookie``."""
+    request = HttpRequest()
+    request.COOKIES = dict(scope.get("cookies", {}))
+    return visitor_from_request(request)
 
 
 def set_visitor_cookie(response: HttpResponse, visitor_id: str, *, secure: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from django.conf import settings
@@ -78,3 +78,15 @@ def api_key(supervisor: User) -> IssuedKey:
 def api(api_key: IssuedKey) -> Client:
     """A client that sends the supervisor's API key with every request."""
     return Client(headers={"Authorization": f"Bearer {api_key.plaintext}"})
+
+
+@pytest.fixture(autouse=True)
+async def _release_async_connections() -> Any:
+    """Django's async ORM runs in asgiref's shared executor thread, which keeps its database
+    connection checked out; give it back after each test (a pool would otherwise hold it, and
+    the test database could not be dropped)."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()

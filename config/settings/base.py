@@ -281,6 +281,16 @@ LLM_FALLBACK = env_list("LLM_FALLBACK", ["offline"])
 ESCALATION_WEBHOOK_URL = env_str("ESCALATION_WEBHOOK_URL")
 ESCALATION_WEBHOOK_SIGN = env_bool("ESCALATION_WEBHOOK_SIGN", False)
 ESCALATION_WEBHOOK_SECRET = env_str("ESCALATION_WEBHOOK_SECRET")
+# Hosts (host or host:port) the webhook may reach on private addresses, e.g. an internal relay.
+ESCALATION_WEBHOOK_ALLOWED_HOSTS = env_list("ESCALATION_WEBHOOK_ALLOWED_HOSTS")
+ESCALATION_WEBHOOK_TIMEOUT_SECONDS = env_float("ESCALATION_WEBHOOK_TIMEOUT_SECONDS", 5.0)
+ESCALATION_WEBHOOK_ATTEMPTS = env_int("ESCALATION_WEBHOOK_ATTEMPTS", 3, minimum=1)
+# Waits between attempts: this, then twice this, ...
+ESCALATION_WEBHOOK_BACKOFF_SECONDS = env_float("ESCALATION_WEBHOOK_BACKOFF_SECONDS", 2.0)
+# Public origin of the admin for links in notifications (empty: links are relative paths).
+ESCALATION_LINK_BASE_URL = env_str("ESCALATION_LINK_BASE_URL")
+# The model's assessment in the handoff packet: past this it is "unavailable".
+ESCALATION_ASSESSMENT_TIMEOUT_SECONDS = env_float("ESCALATION_ASSESSMENT_TIMEOUT_SECONDS", 3.0)
 
 # Outbound HTTP (spec imports and tool calls) through the SSRF guard.
 OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS")

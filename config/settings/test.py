@@ -5,9 +5,10 @@ parallel workers sharing one Redis never see each other's groups or keys."""
 from __future__ import annotations
 
 import os
+import re
 
 from .base import *  # noqa: F403
-from .base import CACHES, CHANNEL_LAYERS, REDIS_PREFIX, REDIS_URL, build_logging
+from .base import CACHES, CHANNEL_LAYERS, DATABASES, REDIS_PREFIX, REDIS_URL, build_logging
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-" + "x" * 32
@@ -22,7 +23,18 @@ LOGGING = build_logging(log_format="console", level="WARNING")
 
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
 if REDIS_URL:
+    # A Redis database per worker as well as a prefix: cache.clear() is FLUSHDB, which would
+    # otherwise wipe the other workers' channel-layer groups and locks mid-test.
+    _index = int(_worker.removeprefix("gw")) + 1 if _worker.startswith("gw") else 0
+    REDIS_URL = re.sub(r"(redis://[^/]+)(/\d*)?$", rf"\g<1>/{_index % 16}", REDIS_URL)
     REDIS_PREFIX = f"{REDIS_PREFIX}-test-{_worker}"
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"{REDIS_PREFIX}:asgi"
+    CACHES["default"]["LOCATION"] = REDIS_URL
     CACHES["default"]["KEY_PREFIX"] = REDIS_PREFIX
 WHITENOISE_AUTOREFRESH = True
+
+# Transactional tests reconnect often; keep a few pooled connections warm.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["OPTIONS"]["pool"]["min_size"] = 4
+WHITENOISE_USE_FINDERS = True

@@ -680,6 +680,7 @@ def _tool_record(
         arguments=arguments,
         status=status,
         idempotency_key=secrets.token_hex(16),
+        started_at=timezone.now() if status == ToolCall.Status.RUNNING else None,
     )
     turn.tool_calls += 1
     Turn.objects.filter(pk=turn.pk).update(tool_calls=turn.tool_calls)
@@ -837,7 +838,13 @@ def _claim_call(interrupt: Interrupt) -> bool:
     )
 
 
+def _interrupt_loaded(interrupt_id: Any) -> Interrupt:
+    return Interrupt.objects.select_related("operation__spec", "turn").get(pk=interrupt_id)
+
+
 async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
+    # Fresh, with what the async code reads, whatever the caller passed.
+    interrupt = await db(_interrupt_loaded)(interrupt.pk)
     if not await db(_claim_call)(interrupt):
         return
     turn = await db(Turn.objects.select_related("user_message").get)(pk=interrupt.turn_id)

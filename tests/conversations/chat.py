@@ -6,15 +6,17 @@ import asyncio
 from typing import Any
 
 from channels.testing import WebsocketCommunicator
-from django.core import signing
+from django.http import HttpResponse
 
 from config.asgi import application
-from conversations.visitors import COOKIE, SALT
+from conversations.visitors import COOKIE, set_visitor_cookie
 
 
 def visitor_cookie(visitor_id: str) -> bytes:
-    value = signing.get_cookie_signer(salt=COOKIE + SALT).sign(visitor_id)
-    return f"{COOKIE}={value}".encode()
+    """The cookie exactly as the chat page sets it."""
+    response = HttpResponse()
+    set_visitor_cookie(response, visitor_id, secure=False)
+    return f"{COOKIE}={response.cookies[COOKIE].value}".encode()
 
 
 async def connect(
@@ -33,7 +35,7 @@ async def connect(
 
 
 async def frames_until(
-    communicator: WebsocketCommunicator, stop: Any, *, within: float = 10
+    communicator: WebsocketCommunicator, stop: Any, *, within: float = 30
 ) -> list[dict[str, Any]]:
     """Collect frames until ``stop(frame)`` is true (inclusive)."""
     frames: list[dict[str, Any]] = []

@@ -1,0 +1,235 @@
+"""The customer's chat page in a real browser, against a real Daphne (tests/browser/conftest.py)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connections
+from playwright.sync_api import Dialog, Locator, Page, expect
+
+from conversations.models import Message
+from conversations.services import message_append
+from demo_shop.install import demo_install
+from tests.browser.conftest import Console, Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+LOG = "#chat-log"
+HOSTILE = "<img src=x onerror=alert(1)><b>bold</b>"
+SEQS = "() => [...document.querySelectorAll('#chat-log > [data-seq]')].map(e => +e.dataset.seq)"
+# Resolves once the reconnect banner has been shown and hidden again.
+DROP_AND_WAIT_FOR_RECOVERY = """() => new Promise((resolve) => {
+  const banner = document.getElementById("chat-banner");
+  let shown = false;
+  new MutationObserver(() => {
+    if (!banner.hidden) shown = true;
+    else if (shown) resolve(true);
+  }).observe(banner, { attributes: true });
+  window.actiondeskChat.reconnect();
+  // Written while the socket is down: it waits in the outbox and goes out after the resume.
+  document.getElementById("chat-input").value = "are you still there?";
+  document.getElementById("chat-composer").requestSubmit();
+})"""
+COUNT_STREAMING_BUBBLES = """() => {
+  window.streamingBubbles = 0;
+  new MutationObserver((records) => {
+    for (const record of records) {
+      for (const node of record.addedNodes) {
+        if (node.classList && node.classList.contains("is-streaming")) window.streamingBubbles++;
+      }
+    }
+  }).observe(document.getElementById("chat-log"), { childList: true });
+}"""
+
+
+def open_chat(page: Page) -> str:
+    """Open ``/`` as a new visitor and wait for the socket; returns the conversation id."""
+    response = page.goto("/")
+    assert response is not None and response.ok
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    expect(page.locator("#chat-status")).to_have_attribute("data-status", "connected")
+    return str(page.locator("#chat").get_attribute("data-conversation-id"))
+
+
+def send(page: Page, text: str) -> None:
+    page.fill("#chat-input", text)
+    page.press("#chat-input", "Enter")
+
+
+def user_bubble(page: Page, text: str) -> Locator:
+    return page.locator(f"{LOG} > .msg--user[data-seq]", has_text=text)
+
+
+def stored_seqs(conversation_id: str) -> list[int]:
+    return list(
+        Message.objects.filter(conversation_id=conversation_id).values_list("seq", flat=True)
+    )
+
+
+def expect_everything_stored_once(page: Page, conversation_id: str) -> None:
+    """Every stored item is on the page exactly once, in order (waits for live ones)."""
+    stored = stored_seqs(conversation_id)
+    page.wait_for_function(f"() => ({SEQS})().length >= {len(stored)}")
+    assert page.evaluate(SEQS)[: len(stored)] == stored
+
+
+def expect_shown_as_text(page: Page, conversation_id: str) -> None:
+    expect_everything_stored_once(page, conversation_id)
+    expect(page.locator(f"{LOG} .msg__body", has_text=HOSTILE)).to_have_count(3)  # user, AI, staff
+    expect(page.locator(f"{LOG} > .msg--staff .msg__who")).to_have_text(HOSTILE)
+    expect(page.locator(f"{LOG} > .activity", has_text=HOSTILE)).to_have_count(2)
+    expect(page.locator(f"{LOG} > .notice-item--staff")).to_contain_text(HOSTILE)
+    assert page.locator(f"{LOG} img, {LOG} b").count() == 0
+
+
+def off_the_browser_thread(write: Callable[[], object]) -> None:
+    """Run a service on another thread: Playwright's loop is marked as running on this one, and
+    the services' on-commit broadcast (``async_to_sync``) refuses to run beside it."""
+
+    def run() -> None:
+        try:
+            write()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(run).result()
+
+
+def test_message_is_acknowledged_and_answered(page: Page, console: Console) -> None:
+    open_chat(page)
+
+    send(page, "hello")
+
+    mine = user_bubble(page, "hello")
+    expect(mine).to_have_count(1)
+    expect(mine).not_to_have_class(re.compile(r"is-sending"))
+    # With no agents configured the runtime still answers (a reply or a question), stored.
+    reply = page.locator(f"{LOG} > .msg--assistant[data-seq], {LOG} > .msg--system[data-seq]")
+    expect(reply.first).to_be_visible()
+    expect(page.locator(f"{LOG} > .is-floating")).to_have_count(0)
+    page.screenshot(path="/tmp/chat.png")
+    assert console.errors == []
+
+
+def test_markup_from_anyone_is_shown_as_text(page: Page, console: Console) -> None:
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    conversation_id = open_chat(page)
+    send(page, HOSTILE)
+    expect(user_bubble(page, HOSTILE).locator(".msg__body")).to_have_text(HOSTILE)
+
+    # Model, tool and staff text, stored while the page is open; the page gets it by resume.
+    def store_hostile_items() -> None:
+        items: list[tuple[str, str, dict[str, Any]]] = [
+            ("message", "assistant", {}),
+            ("message", "staff", {"frame": {"author": HOSTILE}}),
+            ("tool_call", "system", {"frame": {"call_id": 1, "summary": HOSTILE}}),
+            ("tool_result", "system", {"frame": {"call_id": 1, "ok": True, "summary": HOSTILE}}),
+            ("staff_joined", "system", {"frame": {"name": HOSTILE}}),
+        ]
+        for kind, role, payload in items:
+            message_append(
+                conversation_id=conversation_id,
+                kind=kind,
+                role=role,
+                content=HOSTILE,
+                payload=payload,
+            )
+
+    off_the_browser_thread(store_hostile_items)
+    page.evaluate("window.actiondeskChat.reconnect()")
+
+    expect_shown_as_text(page, conversation_id)
+    page.reload()
+    expect_shown_as_text(page, conversation_id)
+    assert dialogs == []
+    assert console.errors == []
+
+
+def test_reconnect_resumes_without_losing_or_repeating(page: Page, console: Console) -> None:
+    conversation_id = open_chat(page)
+    send(page, "hello")
+    expect(user_bubble(page, "hello")).to_have_count(1)
+
+    assert page.evaluate(DROP_AND_WAIT_FOR_RECOVERY) is True
+
+    expect(page.locator("#chat-banner")).to_be_hidden()
+    expect(user_bubble(page, "are you still there?")).to_have_count(1)
+    expect(page.locator(f"{LOG} > .is-floating")).to_have_count(0)
+    page.wait_for_function("() => window.actiondeskChat.snapshot().outbox === 0")
+    expect_everything_stored_once(page, conversation_id)
+    page.reload()
+    expect_everything_stored_once(page, conversation_id)
+    assert console.errors == []
+
+
+def test_admin_and_api_docs_work_under_the_policy(
+    page: Page, console: Console, django_user_model: type[User]
+) -> None:
+    django_user_model.objects.create_superuser("root", "root@example.test", "pw-for-tests")
+
+    response = page.goto("/admin/login/")
+
+    assert response is not None and "content-security-policy" in response.headers
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw-for-tests")
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/admin/$"))
+    # django-ninja's Swagger UI (staff only) runs under the same policy.
+    page.goto("/api/v1/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Actiondesk API")
+    assert console.errors == []
+
+
+@pytest.fixture
+def demo(server: Server, django_user_model: type[User]) -> Any:
+    """The demo (shop data, its spec as tools, the e-commerce agents), calling this server."""
+    reviewer = django_user_model.objects.create_superuser("reviewer", "r@example.test", "x")
+    return demo_install(base_url=server.url, reviewer=reviewer)
+
+
+def test_order_status_streams(page: Page, demo: Any, console: Console) -> None:
+    open_chat(page)
+    page.evaluate(COUNT_STREAMING_BUBBLES)
+
+    send(page, "where is my order 1042?")
+
+    expect(page.locator(f"{LOG} > .activity[data-kind=tool_call]").first).to_be_visible()
+    answer = page.locator(f"{LOG} > .msg--assistant[data-seq]").last
+    expect(answer).to_contain_text("1042")
+    expect(answer).to_contain_text(re.compile("paid", re.IGNORECASE))
+    # The reply was streamed in token by token, then replaced by the stored message.
+    assert page.evaluate("window.streamingBubbles") >= 1
+    expect(page.locator(f"{LOG} > .is-streaming")).to_have_count(0)
+    assert console.errors == []
+
+
+def test_cancel_waits_for_approval_on_the_card(page: Page, demo: Any, console: Console) -> None:
+    open_chat(page)
+    send(page, "please cancel order 1042")
+    card = page.locator(f"{LOG} > .card[data-approver=user]")
+    expect(card.locator(".card__args")).to_contain_text("1042")
+
+    card.get_by_role("button", name="Approve").click()
+
+    expect(card).to_have_attribute("data-status", "approved")
+    answer = page.locator(f"{LOG} > .msg--assistant[data-seq]").last
+    expect(answer).to_contain_text("cancelled")
+    # The server-rendered history shows the card decided, with nothing left to click.
+    page.reload()
+    expect(card).to_have_attribute("data-status", "approved")
+    expect(card.get_by_role("button", name="Approve")).to_be_hidden()
+    assert console.errors == []
