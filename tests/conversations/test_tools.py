@@ -8,7 +8,7 @@ import random
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import structlog
@@ -88,7 +88,7 @@ def _operation(base: str, **kwargs: Any) -> Operation:
                                 "Authorization": "header"},
     }  # fmt: skip
     defaults.update(kwargs)
-    return OperationFactory(spec=spec, **defaults)
+    return cast(Operation, OperationFactory(spec=spec, **defaults))
 
 
 class NoSleep:
