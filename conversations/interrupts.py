@@ -119,7 +119,7 @@ def interrupt_create(
     return interrupt
 
 
-def _expire(interrupt: Interrupt) -> bool:
+def expire_one(interrupt: Interrupt) -> bool:
     """Mark one pending, overdue interrupt expired (once, whoever gets there first)."""
     now = timezone.now()
     changed = Interrupt.objects.filter(
@@ -153,7 +153,7 @@ def interrupts_expire_due(*, conversation_id: UUID | str | None = None) -> int:
     ).select_related("turn")
     if conversation_id is not None:
         due = due.filter(conversation_id=conversation_id)
-    return sum(_expire(interrupt) for interrupt in due)
+    return sum(expire_one(interrupt) for interrupt in due)
 
 
 def interrupt_decide(
@@ -179,7 +179,7 @@ def interrupt_decide(
             ErrorCode.PERMISSION_DENIED, "This action waits for a member of staff."
         )
     if interrupt.status == Interrupt.Status.PENDING and interrupt.expires_at <= timezone.now():
-        _expire(interrupt)
+        expire_one(interrupt)
     if interrupt.status == Interrupt.Status.EXPIRED:
         raise ApplicationError(
             ErrorCode.INTERRUPT_EXPIRED,

@@ -50,9 +50,15 @@ HISTORY_MESSAGES = 20
 LOCK_SECONDS = 300
 _tasks: set[asyncio.Task[None]] = set()
 
-# Every ORM call from async code runs in a thread that gives its connection back afterwards
-# (to the pool on PostgreSQL): plain sync_to_async would keep one checked out per thread.
-db = database_sync_to_async
+
+
+def db(func: Any) -> Any:
+    """Run ORM work from async code in a worker thread that gives its connection back after
+    (to the pool on PostgreSQL; plain sync_to_async would keep one checked out per thread).
+    Thread-sensitive (one ORM thread per process), as Django's async ORM is: running the
+    runtime's steps on a free thread pool was tried and made PostgreSQL test runs hang under
+    load; revisit with the chat benchmark (docs/performance.md)."""
+    return database_sync_to_async(func)
 
 
 def schedule_turns(conversation_id: str) -> None:
@@ -91,22 +97,26 @@ class Work:
 
 
 def next_work(conversation_id: str) -> Work | None:
-    from conversations.interrupts import interrupts_expire_due
+    """The conversation's next piece of work, in two queries on the common path."""
+    from conversations.interrupts import expire_one
 
-    interrupts_expire_due(conversation_id=conversation_id)
-    conversation = Conversation.objects.get(pk=conversation_id)
-    decided = (
-        Interrupt.objects.filter(conversation_id=conversation_id, tool_call__status="pending")
-        .exclude(status=Interrupt.Status.PENDING)
+    now = timezone.now()
+    # Interrupts whose call has not run: decided ones are work; a pending one blocks.
+    unsettled = (
+        Interrupt.objects.filter(
+            conversation_id=conversation_id, tool_call__status=ToolCall.Status.PENDING
+        )
         .select_related("turn", "tool_call", "operation__spec")
         .order_by("created_at")
-        .first()
     )
-    if decided is not None:
-        return Work("decided", interrupt=decided, tool_call=decided.tool_call)
-    if Interrupt.objects.filter(
-        conversation_id=conversation_id, status=Interrupt.Status.PENDING
-    ).exists():
+    blocked = False
+    for interrupt in unsettled:
+        if interrupt.status == Interrupt.Status.PENDING and interrupt.expires_at <= now:
+            expire_one(interrupt)  # lazily, on read: no timer needed
+        if interrupt.status != Interrupt.Status.PENDING:
+            return Work("decided", interrupt=interrupt, tool_call=interrupt.tool_call)
+        blocked = True
+    if blocked:
         # A write waits for a decision: everything after it waits too (SPEC §4).
         return None
     waiting = (
@@ -121,26 +131,39 @@ def next_work(conversation_id: str) -> Work | None:
     )
     if waiting is not None:
         return Work("message", message=waiting)
-    if conversation.state == State.AWAITING_APPROVAL:
-        # Paused turn whose interrupt expired: nothing runs, but the state must move on.
+    state = Conversation.objects.filter(pk=conversation_id).values_list("state", flat=True).first()
+    if state == State.AWAITING_APPROVAL:
+        # Paused, but nothing is pending any more: the state must move on.
         return Work("recover")
     return None
 
 
+def _acquire_with_work(conversation_id: str) -> tuple[str | None, Work | None]:
+    token = _acquire(conversation_id)
+    return (token, next_work(conversation_id)) if token else (None, None)
+
+
+def _release_then_look(conversation_id: str, token: str) -> bool:
+    """Let go of the lock, then look again: work that arrived while we held it (whose runner
+    found the lock taken and left) must not wait for the next message."""
+    _release(conversation_id, token)
+    return next_work(conversation_id) is not None
+
+
 async def process_conversation(conversation_id: str) -> None:
     while True:
-        token = await db(_acquire)(conversation_id)
+        token, work = await db(_acquire_with_work)(conversation_id)
         if token is None:
-            return  # another runner holds it and re-checks for work before letting go
+            return  # another runner holds it and looks again before letting go
         try:
-            while (work := await db(next_work)(conversation_id)) is not None:
+            while work is not None:
                 await _do(conversation_id, work)
+                work = await db(next_work)(conversation_id)
         except Exception:
             logger.exception("conversation_processing_failed", conversation_id=conversation_id)
-            return
-        finally:
             await db(_release)(conversation_id, token)
-        if await db(next_work)(conversation_id) is None:
+            return
+        if not await db(_release_then_look)(conversation_id, token):
             return
 
 
@@ -179,6 +202,10 @@ def _turn_claim(conversation_id: str, message: Message) -> Turn | None:
             reason="The conversation reached its turn budget.",
         )
         return None
+    flags = detect_injection(message.content)
+    if flags:
+        _flag_injection(conversation_id, "user", flags)
+    turn.plan = {"intents": split_intents(message.content) or [message.content], "index": 0}
     return turn
 
 
@@ -192,10 +219,6 @@ async def run_turn(conversation_id: str, message: Message) -> None:
     error_code = ""
     try:
         async with asyncio.timeout(settings.TURN_TIMEOUT_SECONDS):
-            flags = detect_injection(message.content)
-            if flags:
-                await db(_flag_injection)(conversation_id, "user", flags)
-            turn.plan = {"intents": split_intents(message.content) or [message.content], "index": 0}
             status = await _run_intents(conversation_id, turn)
     except LLMError as exc:
         status, error_code = Turn.Status.FAILED, "backend_unavailable"
@@ -405,7 +428,7 @@ def _history(conversation_id: str, agent: Agent, intent: str, upto_seq: int) -> 
 
 
 async def _run_intent(conversation_id: str, turn: Turn, intent: str) -> str:
-    setup, decision = await db(_route)(conversation_id, intent)
+    setup, decision, messages = await db(_prepare_intent)(conversation_id, turn, intent)
     if decision.escalate:
         await db(handoff_request)(
             conversation_id=conversation_id,
@@ -417,10 +440,19 @@ async def _run_intent(conversation_id: str, turn: Turn, intent: str) -> str:
         question = decision.clarification or "Could you tell me a bit more about what you need?"
         await db(_clarify)(conversation_id, turn, question, decision)
         return "done"
-    await db(_select_agent)(conversation_id, turn, setup.agent, decision)
     turn.plan["agent_id"] = setup.agent.pk
-    messages = await db(_history)(conversation_id, setup.agent, intent, turn.user_message.seq)
     return await _agent_loop(conversation_id, turn, setup, messages)
+
+
+def _prepare_intent(
+    conversation_id: str, turn: Turn, intent: str
+) -> tuple[AgentSetup | None, Any, list[ChatMessage]]:
+    """Route, record the choice and build the model's messages: one trip to the database."""
+    setup, decision = _route(conversation_id, intent)
+    if setup is None or decision.escalate or decision.clarification:
+        return setup, decision, []
+    _select_agent(conversation_id, turn, setup.agent, decision)
+    return setup, decision, _history(conversation_id, setup.agent, intent, turn.user_message.seq)
 
 
 def _clarify(conversation_id: str, turn: Turn, question: str, decision: Any) -> None:
@@ -482,8 +514,9 @@ async def _agent_loop(
         )
         if not completion.tool_calls:
             text = completion.text.strip() or "I'm not sure how to help with that."
-            await db(_say)(conversation_id, turn, Message.Role.ASSISTANT, text, agent)
+            await db(_reply)(conversation_id, turn, completion, text, agent)
             return "done"
+        await db(_model_event)(conversation_id, turn, completion, None)
         messages.append(
             ChatMessage(
                 role="assistant", content=completion.text or None, tool_calls=completion.tool_calls
@@ -535,11 +568,17 @@ async def _stream_completion(
             elif isinstance(event, Done):
                 completion = event.completion
     except LLMError as exc:
-        await db(_model_event)(conversation_id, turn, None, exc, started)
+        await db(_model_event)(conversation_id, turn, None, exc, time.perf_counter() - started)
         raise
     assert completion is not None, "a stream always ends with Done"
-    await db(_model_event)(conversation_id, turn, completion, None, started)
     return completion
+
+
+def _reply(
+    conversation_id: str, turn: Turn, completion: Completion, text: str, agent: Agent
+) -> None:
+    _model_event(conversation_id, turn, completion, None)
+    _say(conversation_id, turn, Message.Role.ASSISTANT, text, agent)
 
 
 def _model_event(
@@ -547,10 +586,10 @@ def _model_event(
     turn: Turn,
     completion: Completion | None,
     error: LLMError | None,
-    started: float,
+    elapsed: float = 0.0,
 ) -> None:
     turn.model_calls += 1
-    latency = (time.perf_counter() - started) * 1000
+    latency = elapsed * 1000
     if completion is None:
         assert error is not None
         event_record(

@@ -1,0 +1,267 @@
+#!/usr/bin/env python
+"""Benchmark: chat turns over WebSocket (offline backend, PostgreSQL, Redis, no tool) against a
+bare Channels echo consumer on the same Daphne process, measured in the same run; then 2,000
+idle chat sockets on one process and the memory each costs.
+
+Targets (SPEC §14): throughput ≥ 0.25 × echo; added latency p50 ≤ 10 ms, p99 ≤ 50 ms at 50
+concurrent conversations; 2,000 sockets all served, ≤ 100 KB each.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379/0 \\
+        .venv/bin/python bench/chat_turns.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+os.environ.setdefault("PYTEST_XDIST_WORKER", "bench")
+
+import django  # noqa: E402
+
+django.setup()
+
+import websockets  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.http import HttpResponse  # noqa: E402
+
+from conversations.visitors import COOKIE, set_visitor_cookie  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cookie_for(visitor: str) -> str:
+    response = HttpResponse()
+    set_visitor_cookie(response, visitor, secure=False)
+    return f"{COOKIE}={response.cookies[COOKIE].value}"
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def start_server(port: int, db_name: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    url = settings.DATABASES["default"]
+    env.update(
+        DATABASE_URL=f"postgres://{url['USER']}@{url['HOST']}:{url['PORT']}/{db_name}",
+        CHAT_RATE_LIMIT_MESSAGES="100000",
+        LLM_BACKEND="offline",
+        LLM_FALLBACK="",
+        LOG_LEVEL="WARNING",
+        DATABASE_POOL_MAX="20",
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "bench.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("Daphne did not start")
+
+
+async def echo_run(uri: str, conversations: int, turns: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+
+    async def one(i: int) -> None:
+        async with websockets.connect(uri, origin="http://127.0.0.1") as ws:  # type: ignore[arg-type]
+            for n in range(turns):
+                frame = json.dumps({"type": "message", "client_id": f"{i}-{n}", "content": "hello"})
+                started = time.perf_counter()
+                await ws.send(frame)
+                await ws.recv()
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(conversations)))
+    return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+async def chat_run(base: str, ids: list[str], turns: int) -> tuple[list[float], float, int]:
+    latencies: list[float] = []
+    bad = 0
+
+    async def one(index: int, conversation_id: str) -> None:
+        nonlocal bad
+        headers = {"Cookie": cookie_for(f"bench-{index}")}
+        async with websockets.connect(
+            f"{base}/ws/chat/{conversation_id}/",
+            origin="http://127.0.0.1",  # type: ignore[arg-type]
+            additional_headers=headers,
+        ) as ws:
+            json.loads(await ws.recv())  # ready
+            for n in range(turns):
+                started = time.perf_counter()
+                await ws.send(
+                    json.dumps({"type": "message", "client_id": f"m{n}", "content": "hello there"})
+                )
+                reply = None
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame["type"] == "error":
+                        bad += 1
+                        return
+                    if frame["type"] == "message" and frame["role"] == "assistant":
+                        reply = frame
+                    if frame["type"] == "turn_end":
+                        break
+                latencies.append((time.perf_counter() - started) * 1000)
+                if reply is None or not reply["content"].strip() or frame["status"] != "completed":
+                    bad += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i, c) for i, c in enumerate(ids)))
+    return latencies, len(latencies) / (time.perf_counter() - started), bad
+
+
+async def idle_sockets(base: str, ids: list[str], offset: int, pid: int) -> tuple[int, int, int]:
+    before = rss_kb(pid)
+    sockets = []
+    served = 0
+    for start in range(0, len(ids), 200):
+        batch = ids[start : start + 200]
+        opened = await asyncio.gather(
+            *(
+                websockets.connect(
+                    f"{base}/ws/chat/{cid}/",
+                    origin="http://127.0.0.1",  # type: ignore[arg-type]
+                    additional_headers={"Cookie": cookie_for(f"bench-{offset + start + i}")},
+                    open_timeout=60,
+                    ping_interval=None,
+                )
+                for i, cid in enumerate(batch)
+            )
+        )
+        sockets.extend(opened)
+    await asyncio.sleep(2)
+    # Every socket is served: each answers a ping frame of the protocol.
+    for ws in sockets:
+        await ws.recv()  # ready
+        await ws.send('{"type":"ping"}')
+    for ws in sockets:
+        if json.loads(await ws.recv()) == {"type": "pong"}:
+            served += 1
+    after = rss_kb(pid)
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return served, before, after
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conversations", type=int, default=50)
+    parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--idle", type=int, default=2000)
+    args = parser.parse_args()
+    if connection.vendor != "postgresql" or not settings.REDIS_URL:
+        raise SystemExit("Set DATABASE_URL (PostgreSQL) and REDIS_URL, as the target asks.")
+
+    from django.core.management import call_command
+
+    from conversations.agents import agents_load, template_text
+    from conversations.models import Conversation
+
+    old_name = connection.settings_dict["NAME"]
+    db_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    call_command("sync_roles", verbosity=0)
+    agents_load(text=template_text("ecommerce"))
+    total = args.conversations + args.idle
+    conversations = Conversation.objects.bulk_create(
+        Conversation(visitor_id=f"bench-{i}") for i in range(total)
+    )
+    ids = [str(c.pk) for c in conversations]
+    connection.close()
+    port = free_port()
+    server = start_server(port, db_name)
+    base = f"ws://127.0.0.1:{port}"
+    try:
+        asyncio.run(echo_run(f"{base}/ws/echo/", args.conversations, 2))  # warm up
+        echo_lat, echo_tput = asyncio.run(
+            echo_run(f"{base}/ws/echo/", args.conversations, args.turns)
+        )
+        chat_lat, chat_tput, bad = asyncio.run(
+            chat_run(base, ids[: args.conversations], args.turns)
+        )
+        served, before, after = asyncio.run(
+            idle_sockets(base, ids[args.conversations :], args.conversations, server.pid)
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+    added50 = statistics.median(chat_lat) - statistics.median(echo_lat)
+    added99 = percentile(chat_lat, 0.99) - percentile(echo_lat, 0.99)
+    per_socket = (after - before) / max(1, served)
+    print(
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, PostgreSQL + Redis, offline backend"
+    )
+    print(f"{args.conversations} concurrent conversations x {args.turns} turns; bad replies: {bad}")
+    print(
+        f"echo:  {echo_tput:8.1f} msg/s   p50 {statistics.median(echo_lat):6.1f} ms   "
+        f"p99 {percentile(echo_lat, 0.99):6.1f} ms"
+    )
+    print(
+        f"chat:  {chat_tput:8.1f} turns/s p50 {statistics.median(chat_lat):6.1f} ms   "
+        f"p99 {percentile(chat_lat, 0.99):6.1f} ms"
+    )
+    print(
+        f"throughput ratio {chat_tput / echo_tput:.3f} (target >= 0.25: "
+        f"{'met' if chat_tput / echo_tput >= 0.25 else 'MISSED'})"
+    )
+    print(
+        f"added latency p50 {added50:.1f} ms (target <= 10: {'met' if added50 <= 10 else 'MISSED'})"
+        f", p99 {added99:.1f} ms (target <= 50: {'met' if added99 <= 50 else 'MISSED'})"
+    )
+    print(
+        f"idle sockets: {served}/{args.idle} served; RSS {before / 1024:.0f} -> "
+        f"{after / 1024:.0f} MB = {per_socket:.1f} KB per socket (target <= 100: "
+        f"{'met' if per_socket <= 100 and served == args.idle else 'MISSED'})"
+    )
+
+
+if __name__ == "__main__":
+    main()
