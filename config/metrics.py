@@ -32,7 +32,18 @@ def _refresh_gauges() -> None:
         QUEUE_LENGTH.set(escalation._default_manager.filter(status="waiting").count())
 
 
+def _register_all() -> None:
+    """Metrics live beside the code that updates them; import those modules so every series
+    is exposed even before its first use in this process."""
+    import importlib
+
+    for module in ("conversations.protocol", "conversations.tools",
+                   "conversations.agent.injection", "conversations.llm.metrics"):  # fmt: skip
+        importlib.import_module(module)
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    _register_all()
     if not _allowed(request):
         return HttpResponse("Forbidden", status=403, content_type="text/plain")
     _refresh_gauges()
