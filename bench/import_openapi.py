@@ -75,6 +75,8 @@ def main() -> None:
     raw = SPEC.read_bytes()
     raw2 = doubled(raw)
     old_name = connection.settings_dict["NAME"]
+    # Its own database, so a test run on the same server is never clobbered.
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = "actiondesk_bench_import"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
         loads = statistics.median(
