@@ -267,7 +267,10 @@ def main() -> None:
         )
     finally:
         server.terminate()
-        server.wait(10)
+        _, err = server.communicate(timeout=10)
+        if err:
+            # The server's own complaints, if any, help read a failed run.
+            print(err.decode(errors="replace")[-3000:], file=sys.stderr)
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
     per_socket = (after - before) / max(1, served)

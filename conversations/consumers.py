@@ -46,10 +46,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.accept()
         protocol.socket_opened()
-        # A reconnect is also the moment to finish anything a restart left (approved calls).
-        from conversations.agent.runtime import schedule_turns
+        if conversation.state == conversation.State.AWAITING_APPROVAL:
+            # A reconnect is also the moment to finish an approved call a restart left behind
+            # (cheap check first: connecting must stay cheap for thousands of idle sockets).
+            from conversations.agent.runtime import schedule_turns
 
-        schedule_turns(self.conversation_id)
+            schedule_turns(self.conversation_id)
         await self.send_json(
             {
                 "type": "ready",

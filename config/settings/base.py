@@ -178,7 +178,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 reads with a 5 s socket timeout by default, which kills every
+                # idle consumer's blocking BZPOPMIN (channels_redis#422); allow longer reads.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": f"{REDIS_PREFIX}:asgi",
                 "capacity": 1000,
                 "expiry": 60,

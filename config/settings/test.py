@@ -28,7 +28,7 @@ if REDIS_URL:
     _index = int(_worker.removeprefix("gw")) + 1 if _worker.startswith("gw") else 0
     REDIS_URL = re.sub(r"(redis://[^/]+)(/\d*)?$", rf"\g<1>/{_index % 16}", REDIS_URL)
     REDIS_PREFIX = f"{REDIS_PREFIX}-test-{_worker}"
-    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"] = REDIS_URL
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"{REDIS_PREFIX}:asgi"
     CACHES["default"]["LOCATION"] = REDIS_URL
     CACHES["default"]["KEY_PREFIX"] = REDIS_PREFIX

@@ -23,6 +23,8 @@ print(json.dumps({
     "pool": db.get("OPTIONS", {}).get("pool"),
     "conn_max_age": db.get("CONN_MAX_AGE"),
     "layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
+    "layer_socket_timeout": (settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+                             .get("hosts", [{}])[0].get("socket_timeout")),
     "cache": settings.CACHES["default"]["BACKEND"],
     "llm": settings.LLM_BACKEND,
     "tasks": settings.TASKS["default"]["BACKEND"],
@@ -70,6 +72,7 @@ def test_no_environment_is_the_embedded_default() -> None:
         "pool": None,
         "conn_max_age": 0,
         "layer": "channels.layers.InMemoryChannelLayer",
+        "layer_socket_timeout": None,
         "cache": "django.core.cache.backends.locmem.LocMemCache",
         "llm": "offline",
         "tasks": "django.tasks.backends.immediate.ImmediateBackend",
@@ -91,6 +94,8 @@ def test_database_and_redis_urls_switch_to_postgres_and_redis() -> None:
     # Persistent connections and the pool do not mix (and do not suit ASGI threads).
     assert settings["conn_max_age"] == 0
     assert settings["layer"] == "channels_redis.core.RedisChannelLayer"
+    # Longer than channels_redis's 5 s blocking pop, or idle consumers die (redis-py 8).
+    assert settings["layer_socket_timeout"] > 5
     assert settings["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert settings["tasks"] == "django_tasks_db.DatabaseBackend"
 
