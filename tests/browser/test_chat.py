@@ -228,6 +228,11 @@ def test_cancel_waits_for_approval_on_the_card(page: Page, demo: Any, console: C
     expect(card).to_have_attribute("data-status", "approved")
     answer = page.locator(f"{LOG} > .msg--assistant[data-seq]").last
     expect(answer).to_contain_text("cancelled")
+    # The demo shop did it exactly once.
+    from demo_shop.models import Order, OrderEvent
+
+    assert Order.objects.get(number=1042).status == "cancelled"
+    assert OrderEvent.objects.filter(order__number=1042, kind="cancelled").count() == 1
     # The server-rendered history shows the card decided, with nothing left to click.
     page.reload()
     expect(card).to_have_attribute("data-status", "approved")
