@@ -215,11 +215,13 @@ api = create_api(urls_namespace="api")
 def _register_routers() -> None:
     from access.api import router as access_router
     from config.health import router as health_router
+    from escalations.api import router as escalations_router
     from openapi_import.api import router as openapi_import_router
 
     api.add_router("/health", health_router, tags=["health"])
     api.add_router("", access_router, tags=["access"])
     api.add_router("", openapi_import_router)
+    api.add_router("", escalations_router)
 
 
 _register_routers()

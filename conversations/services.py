@@ -197,12 +197,17 @@ def handoff_request(
             reason="reopened for a handoff",
             actor=actor,
         )
-    conversation_transition(
-        conversation=conversation,
-        to_state=State.ESCALATED,
-        reason=f"{trigger}: {reason}",
-        actor=actor,
-    )
+    with transaction.atomic():
+        # Under the row lock: of two concurrent handoffs only the first posts and opens one.
+        locked = Conversation.objects.select_for_update().get(pk=conversation_id)
+        if locked.state in (State.ESCALATED, State.HUMAN_ACTIVE, State.CLOSED):
+            return False
+        conversation_transition(
+            conversation=conversation,
+            to_state=State.ESCALATED,
+            reason=f"{trigger}: {reason}",
+            actor=actor,
+        )
     agent = conversation.current_agent
     message_append(
         conversation_id=conversation_id,

@@ -51,7 +51,6 @@ LOCK_SECONDS = 300
 _tasks: set[asyncio.Task[None]] = set()
 
 
-
 def db(func: Any) -> Any:
     """Run ORM work from async code in a worker thread that gives its connection back after
     (to the pool on PostgreSQL; plain sync_to_async would keep one checked out per thread).
@@ -155,15 +154,21 @@ async def process_conversation(conversation_id: str) -> None:
         token, work = await db(_acquire_with_work)(conversation_id)
         if token is None:
             return  # another runner holds it and looks again before letting go
+        more = False
         try:
             while work is not None:
                 await _do(conversation_id, work)
                 work = await db(next_work)(conversation_id)
+            more = await db(_release_then_look)(conversation_id, token)
+            token = None
         except Exception:
             logger.exception("conversation_processing_failed", conversation_id=conversation_id)
-            await db(_release)(conversation_id, token)
-            return
-        if not await db(_release_then_look)(conversation_id, token):
+        finally:
+            if token is not None:
+                # Failed or cancelled: never leave the lock to its timeout (the conversation
+                # would be deaf for minutes). A cache call is quick enough to make here.
+                _release(conversation_id, token)
+        if not more:
             return
 
 
@@ -913,6 +918,10 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
     await send_frame(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
 
 
+def _is_silent(conversation_id: str) -> bool:
+    return Conversation.objects.filter(pk=conversation_id, state__in=AI_SILENT_STATES).exists()
+
+
 def _unpause(conversation_id: str) -> None:
     conversation = Conversation.objects.get(pk=conversation_id)
     if conversation.state == State.AWAITING_APPROVAL:
@@ -950,6 +959,10 @@ async def _continue_approved(conversation_id: str, turn: Turn, interrupt: Interr
         )
         return Turn.Status.COMPLETED
     result = await _execute(conversation_id, turn, call, operation)
+    if await db(_is_silent)(conversation_id):
+        # Staff approved it while a human holds the conversation: the call runs, the AI keeps
+        # quiet and the human reads the result.
+        return Turn.Status.COMPLETED
     setup = await db(_setup_for)(turn)
     messages = _load(turn.plan.get("messages", []))
     pending_id = turn.plan.pop("pending_call_id", None)

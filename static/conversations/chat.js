@@ -323,9 +323,11 @@
         return make("li", "item notice-item", frame.content || "A human has been asked to help.");
       case "staff_joined": {
         setState("human_active");
+        // The content already names the person ("Ana from support joined ...").
+        if (frame.content) return make("li", "item notice-item notice-item--staff", frame.content);
         const node = make("li", "item notice-item notice-item--staff");
         node.append(make("strong", "notice-item__name", frame.name || "Support"));
-        node.append(document.createTextNode(` ${frame.content || "joined the conversation."}`));
+        node.append(document.createTextNode(" joined the conversation."));
         return node;
       }
       default:

@@ -95,7 +95,9 @@ def test_database_and_redis_urls_switch_to_postgres_and_redis() -> None:
     assert settings["conn_max_age"] == 0
     assert settings["layer"] == "channels_redis.core.RedisChannelLayer"
     # Longer than channels_redis's 5 s blocking pop, or idle consumers die (redis-py 8).
-    assert settings["layer_socket_timeout"] > 5
+    assert (
+        isinstance(settings["layer_socket_timeout"], int) and settings["layer_socket_timeout"] > 5
+    )
     assert settings["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert settings["tasks"] == "django_tasks_db.DatabaseBackend"
 
