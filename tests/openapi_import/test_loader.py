@@ -166,14 +166,14 @@ def test_billion_laughs_is_rejected_fast_with_bounded_memory(engine: type[Any]) 
         tracemalloc.stop()
     assert "aliases" in caught.value.message
     assert "line 1" in caught.value.message
-    assert elapsed < 1.0
+    assert elapsed < 5.0  # an expanding bomb would take far longer; memory is bounded below
     assert peak < 20 * 1024 * 1024
 
 
 def test_billion_laughs_through_parse_spec() -> None:
     started = time.perf_counter()
     assert "aliases" in _error(BILLION_LAUGHS.encode())
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0  # generous: CI machines are loaded
 
 
 @ENGINES
@@ -228,7 +228,7 @@ def test_standard_explicit_tags_are_fine() -> None:
 def test_deep_json_fails_with_a_clear_error(deep: str) -> None:
     started = time.perf_counter()
     assert "nested more than 200 levels" in _error(deep)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0  # generous: CI machines are loaded
 
 
 @ENGINES
@@ -245,7 +245,7 @@ def test_deep_yaml_fails_with_a_clear_error(engine: type[Any], deep: str) -> Non
     started = time.perf_counter()
     with pytest.raises(SpecError, match="nested more than 200 levels"):
         load_yaml(deep, [], engine)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0  # generous: CI machines are loaded
 
 
 def test_nesting_just_under_the_limit_is_accepted() -> None:

@@ -614,7 +614,7 @@ def test_declared_content_length_over_the_cap_is_refused(
     started = time.monotonic()
     with pytest.raises(TooLarge, match="larger than the 1 MB limit"):
         safe_get(server.url("/"), policy=policy)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 1.8  # refused up front, not after the 2 s wait
 
 
 def _chunked_forever(server: LocalServer) -> Route:
@@ -746,29 +746,29 @@ def test_slow_drip_upstream_is_cut_at_the_deadline(serve: Callable[..., LocalSer
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded, match=re.escape("took longer than the 0.5 s limit")):
         safe_get(server.url("/"), policy=policy)
-    assert 0.45 < time.monotonic() - started < 0.9
+    assert 0.45 < time.monotonic() - started < 2.0
 
 
 def test_deadline_bounds_each_read_not_only_the_gaps(serve: Callable[..., LocalServer]) -> None:
-    # One byte at 0.5 s, then silence: a plain per-read timeout of 0.6 s would wait until 1.1 s.
+    # One byte at 1 s, then silence: a plain per-read timeout of 1.2 s would wait until 2.2 s.
     server = serve()
-    server.routes["/"] = _slow_drip(server, first_delay=0.5, interval=5)
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), timeout=0.6)
+    server.routes["/"] = _slow_drip(server, first_delay=1.0, interval=5)
+    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), timeout=1.2)
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
         safe_get(server.url("/"), policy=policy)
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 1.9
 
 
 def test_deadline_covers_a_slow_resolver() -> None:
     def slow(host: str, port: int) -> list[str]:
-        time.sleep(0.6)
+        time.sleep(2.0)
         return ["93.184.216.34"]
 
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
         safe_get("http://slow-dns.example/", policy=Policy(resolver=slow, timeout=0.2))
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.5
 
 
 def test_connection_refused_is_an_upstream_error() -> None:
@@ -912,7 +912,7 @@ async def test_async_slow_drip_is_cut_at_the_deadline(serve: Callable[..., Local
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded, match=re.escape("took longer than the 0.5 s limit")):
         await async_safe_request("GET", server.url("/"), policy=policy)
-    assert 0.45 < time.monotonic() - started < 0.9
+    assert 0.45 < time.monotonic() - started < 2.0
 
 
 async def test_async_unreachable_first_address_falls_back(
