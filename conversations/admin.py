@@ -43,7 +43,7 @@ class AgentAdmin(admin.ModelAdmin):
 
 def _pretty(value: Any) -> SafeString:
     return format_html(
-        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
+        '<pre class="ad-json">{}</pre>',
         json.dumps(value, indent=2, default=str),
     )
 
@@ -89,6 +89,9 @@ class TransitionInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
+    class Media:
+        css = {"all": ["actiondesk/admin.css"]}
+
     list_display = ("__str__", "state", "current_agent", "turn_count", "reopen_count",
                     "updated_at")  # fmt: skip
     list_filter = ("state", "current_agent")
@@ -129,6 +132,9 @@ class TurnAdmin(admin.ModelAdmin):
 class InterruptAdmin(admin.ModelAdmin):
     """Pending actions. Staff decide those whose approver is staff; customers decide theirs in
     the chat."""
+
+    class Media:
+        css = {"all": ["actiondesk/admin.css"]}
 
     list_display = ("summary", "approver", "status", "policy_reason", "conversation",
                     "expires_at", "decided_by", "created_at")  # fmt: skip

@@ -99,6 +99,9 @@ class ApiSpecAdmin(admin.ModelAdmin):
 
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
+    class Media:
+        css = {"all": ["actiondesk/admin.css"]}
+
     list_display = (
         "id",
         "source_label",
@@ -153,7 +156,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         if not job.report:
             return format_html("{}", "—")
         return format_html(
-            '<pre style="white-space: pre-wrap; max-height: 40em; overflow: auto">{}</pre>',
+            '<pre class="ad-json">{}</pre>',
             json.dumps(job.report, indent=2),
         )
 
@@ -224,6 +227,9 @@ class ReviewStateFilter(admin.SimpleListFilter):
 
 @admin.register(Operation)
 class OperationAdmin(admin.ModelAdmin):
+    class Media:
+        css = {"all": ["actiondesk/admin.css"]}
+
     list_display = (
         "operation_id",
         "method",
@@ -337,7 +343,7 @@ class OperationAdmin(admin.ModelAdmin):
     @admin.display(description="Parameters (JSON Schema)")
     def schema_view(self, operation: Operation) -> SafeString:
         return format_html(
-            '<pre style="white-space: pre-wrap; max-height: 30em; overflow: auto">{}</pre>',
+            '<pre class="ad-json">{}</pre>',
             json.dumps(operation.parameters_schema, indent=2),
         )
 

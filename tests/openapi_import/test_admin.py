@@ -113,3 +113,19 @@ def test_viewer_cannot_import(client: Client, viewer: User) -> None:
     client.force_login(viewer)
     response = client.get("/admin/openapi_import/importjob/add/")
     assert response.status_code in (302, 403)
+
+
+def test_admin_pages_use_no_inline_styles_the_csp_would_block(
+    staff: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    _import(staff, django_capture_on_commit_callbacks, {"text": as_json(shop_spec()).decode()})
+    job = ImportJob.objects.get()
+    operation = Operation.objects.first()
+    assert operation is not None
+    for url in (
+        f"/admin/openapi_import/importjob/{job.pk}/change/",
+        f"/admin/openapi_import/operation/{operation.pk}/change/",
+    ):
+        page = staff.get(url).content.decode()
+        assert 'class="ad-json"' in page and "actiondesk/admin.css" in page
+        assert "<pre style=" not in page
