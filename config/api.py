@@ -27,14 +27,10 @@ from ninja.errors import (
 from ninja.throttling import AuthRateThrottle
 
 from access.auth import api_auth
-from config.errors import ApplicationError, ErrorCode, error_body
+from config.errors import ApplicationError, ErrorCode, error_body, is_envelope
 from config.middleware import code_for_status
 
 logger = structlog.get_logger(__name__)
-
-
-def _is_envelope(data: Any) -> bool:
-    return isinstance(data, dict) and data.keys() == {"success", "data", "error"}
 
 
 class ActiondeskAPI(NinjaAPI):
@@ -48,16 +44,19 @@ class ActiondeskAPI(NinjaAPI):
     ) -> HttpResponse:
         effective = temporal_response.status_code if temporal_response else status
         assert effective is not None
-        if not _is_envelope(data):
+        if not is_envelope(data):
             if effective < 400:
                 data = {"success": True, "data": data, "error": None}
             else:
                 code, message = code_for_status(effective)
                 detail = data.get("detail") if isinstance(data, dict) else None
                 data = error_body(code, str(detail) if detail else message)
-        return super().create_response(
+        response = super().create_response(
             request, data, status=status, temporal_response=temporal_response
         )
+        # Marked so the middleware need not parse the body again to know it is an envelope.
+        response.envelope = True  # type: ignore[attr-defined]
+        return response
 
     def error_response(
         self,
@@ -69,9 +68,7 @@ class ActiondeskAPI(NinjaAPI):
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> HttpResponse:
-        response = super().create_response(
-            request, error_body(code, message, details), status=status
-        )
+        response = self.create_response(request, error_body(code, message, details), status=status)
         for name, value in (headers or {}).items():
             response[name] = value
         return response

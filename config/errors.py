@@ -89,6 +89,14 @@ class ApplicationError(Exception):
         return f"ApplicationError({self.code!s}, {self.message!r})"
 
 
+ENVELOPE_KEYS = frozenset({"success", "data", "error"})
+
+
+def is_envelope(data: Any) -> bool:
+    """Whether ``data`` already has the shape of SPEC §11's envelope."""
+    return isinstance(data, dict) and data.keys() == ENVELOPE_KEYS
+
+
 def error_body(code: ErrorCode | str, message: str, details: dict[str, Any] | None = None) -> dict:
     """The envelope of a failed response (SPEC §11)."""
     return {

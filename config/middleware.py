@@ -11,7 +11,7 @@ import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from config.errors import ErrorCode, error_body
+from config.errors import ErrorCode, error_body, is_envelope
 
 API_PREFIX = "/api/"
 
@@ -71,6 +71,8 @@ def code_for_status(status: int) -> tuple[ErrorCode, str]:
 
 
 def _is_envelope(response: HttpResponse) -> bool:
+    if getattr(response, "envelope", False):
+        return True  # built by the API, which marks its responses
     if not response.get("Content-Type", "").startswith("application/json"):
         return False
     if getattr(response, "streaming", False):
@@ -79,7 +81,7 @@ def _is_envelope(response: HttpResponse) -> bool:
         body = json.loads(response.content)
     except ValueError:
         return False
-    return isinstance(body, dict) and {"success", "data", "error"} <= body.keys()
+    return is_envelope(body)
 
 
 class ApiEnvelopeMiddleware(_Middleware):

@@ -150,26 +150,28 @@ def _release_then_look(conversation_id: str, token: str) -> bool:
 
 
 async def process_conversation(conversation_id: str) -> None:
-    while True:
+    token: str | None = None
+    try:
         token, work = await db(_acquire_with_work)(conversation_id)
-        if token is None:
-            return  # another runner holds it and looks again before letting go
-        more = False
-        try:
-            while work is not None:
-                await _do(conversation_id, work)
-                work = await db(next_work)(conversation_id)
+        while token is not None and work is not None:
+            await _do(conversation_id, work)
+            # Letting go and looking again is also the check for the next item: work that
+            # arrived meanwhile (its runner found the lock taken and left) is picked up here.
             more = await db(_release_then_look)(conversation_id, token)
             token = None
-        except Exception:
-            logger.exception("conversation_processing_failed", conversation_id=conversation_id)
-        finally:
-            if token is not None:
-                # Failed or cancelled: never leave the lock to its timeout (the conversation
-                # would be deaf for minutes). A cache call is quick enough to make here.
-                _release(conversation_id, token)
-        if not more:
-            return
+            if not more:
+                return
+            token, work = await db(_acquire_with_work)(conversation_id)
+        if token is not None:
+            await db(_release)(conversation_id, token)
+            token = None
+    except Exception:
+        logger.exception("conversation_processing_failed", conversation_id=conversation_id)
+    finally:
+        if token is not None:
+            # Failed or cancelled: never leave the lock to its timeout (the conversation
+            # would be deaf for minutes). A cache call is quick enough to make here.
+            _release(conversation_id, token)
 
 
 async def _do(conversation_id: str, work: Work) -> None:
@@ -374,11 +376,12 @@ def tool_spec(operation: Operation) -> ToolSpec:
 def _agents() -> list[AgentSetup]:
     from conversations.selectors import agents_enabled
 
-    setups = []
-    for agent in agents_enabled():
-        operations = {op.operation_id: op for op in agent.operations.all() if op.is_tool}
-        setups.append(AgentSetup(agent, [tool_spec(op) for op in operations.values()], operations))
-    return setups
+    return [_setup(agent) for agent in agents_enabled()]
+
+
+def _setup(agent: Agent) -> AgentSetup:
+    operations = {op.operation_id: op for op in agent.operations.all() if op.is_tool}
+    return AgentSetup(agent, [tool_spec(op) for op in operations.values()], operations)
 
 
 def _route(conversation_id: str, text: str) -> tuple[AgentSetup | None, Any]:
@@ -943,11 +946,10 @@ def _settle_expired(conversation_id: str) -> None:
 
 
 def _setup_for(turn: Turn) -> AgentSetup | None:
-    agent_id = turn.plan.get("agent_id")
-    for setup in _agents():
-        if setup.agent.pk == agent_id:
-            return setup
-    return None
+    from conversations.selectors import agents_enabled
+
+    agent = agents_enabled().filter(pk=turn.plan.get("agent_id")).first()
+    return _setup(agent) if agent is not None else None
 
 
 async def _continue_approved(conversation_id: str, turn: Turn, interrupt: Interrupt) -> str:
