@@ -305,6 +305,9 @@ def load_yaml(text: str, warnings: list[str], loader_class: type[Any] | None = N
 def _yaml_message(exc: MarkedYAMLError) -> str:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or exc.context or "malformed YAML"
+    if "maximum nesting depth" in problem:
+        # libyaml (PyYAML 6.0.4 and later) has its own depth guard; one message for both.
+        return f"the document is nested more than {MAX_NESTING_DEPTH} levels deep"
     prefix = "refused YAML" if isinstance(exc, _Refused) else "invalid YAML"
     if mark is None:
         return f"{prefix}: {problem}"
