@@ -21,8 +21,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,6 +41,8 @@ from django.db import connection  # noqa: E402
 from django.http import HttpResponse  # noqa: E402
 
 from conversations.visitors import COOKIE, set_visitor_cookie  # noqa: E402
+
+TURN_TIMEOUT = 30.0
 
 
 def free_port() -> int:
@@ -60,17 +64,42 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_ms(pids: list[int]) -> float:
+    """CPU time (user + system) the processes have used so far, in milliseconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        total += int(fields[11]) + int(fields[12])
+    return total * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def pids_named(name: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def start_server(port: int, db_name: str) -> subprocess.Popen[bytes]:
+def start_server(port: int, db_name: str, log: Any) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     url = settings.DATABASES["default"]
     env.update(
         DATABASE_URL=f"postgres://{url['USER']}@{url['HOST']}:{url['PORT']}/{db_name}",
         CHAT_RATE_LIMIT_MESSAGES="100000",
+        CONVERSATION_MAX_TURNS="100000",
         LLM_BACKEND="offline",
         LLM_FALLBACK="",
         LOG_LEVEL="WARNING",
@@ -90,7 +119,7 @@ def start_server(port: int, db_name: str) -> subprocess.Popen[bytes]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -139,15 +168,24 @@ async def chat_run(base: str, ids: list[str], turns: int) -> tuple[list[float], 
                     json.dumps({"type": "message", "client_id": f"m{n}", "content": "hello there"})
                 )
                 reply = None
-                while True:
-                    frame = json.loads(await ws.recv())
-                    if frame["type"] == "error":
-                        bad += 1
-                        return
-                    if frame["type"] == "message" and frame["role"] == "assistant":
-                        reply = frame
-                    if frame["type"] == "turn_end":
-                        break
+                seen: list[str] = []
+                try:
+                    async with asyncio.timeout(TURN_TIMEOUT):
+                        while True:
+                            frame = json.loads(await ws.recv())
+                            seen.append(frame["type"])
+                            if frame["type"] == "error":
+                                bad += 1
+                                return
+                            if frame["type"] == "message" and frame["role"] == "assistant":
+                                reply = frame
+                            if frame["type"] == "turn_end":
+                                break
+                except TimeoutError:
+                    # A lost turn is a failure to report, not a benchmark that never ends.
+                    print(f"LOST: {conversation_id} turn {n}: frames seen {seen}", file=sys.stderr)
+                    bad += 1
+                    return
                 latencies.append((time.perf_counter() - started) * 1000)
                 if reply is None or not reply["content"].strip() or frame["status"] != "completed":
                     bad += 1
@@ -251,26 +289,44 @@ def main() -> None:
     ids = [str(c.pk) for c in conversations]
     connection.close()
     port = free_port()
-    server = start_server(port, db_name)
+    log_path = Path(tempfile.gettempdir()) / f"chat-bench-daphne-{port}.log"
+    with log_path.open("wb") as log:  # the server keeps its own handle
+        server = start_server(port, db_name, log)
     base = f"ws://127.0.0.1:{port}"
     try:
         asyncio.run(echo_run(f"{base}/ws/echo/", args.conversations, 2))  # warm up
         echo_lat, echo_tput = asyncio.run(
             echo_run(f"{base}/ws/echo/", args.conversations, args.turns)
         )
+        services = {
+            "daphne": [server.pid],
+            "postgres": pids_named("postgres"),
+            "redis": pids_named("redis-server"),
+            "client": [os.getpid()],
+        }
+        cpu_before = {name: cpu_ms(pids) for name, pids in services.items()}
         chat_lat, chat_tput, bad = asyncio.run(
             chat_run(base, ids[: args.conversations], args.turns)
         )
+        cpu = {name: cpu_ms(pids) - cpu_before[name] for name, pids in services.items()}
         print_turns(args, echo_lat, echo_tput, chat_lat, chat_tput, bad)
+        # Where a turn's time goes: CPU per turn of each process on the machine.
+        turns_done = max(1, len(chat_lat))
+        print(
+            "CPU per turn: "
+            + ", ".join(f"{name} {ms / turns_done:.2f} ms" for name, ms in cpu.items())
+        )
         served, before, after = asyncio.run(
             idle_sockets(base, ids[args.conversations :], args.conversations, server.pid)
         )
     finally:
         server.terminate()
-        _, err = server.communicate(timeout=10)
-        if err:
+        server.wait(timeout=10)
+        err = log_path.read_text(errors="replace")
+        if err.strip():
             # The server's own complaints, if any, help read a failed run.
-            print(err.decode(errors="replace")[-3000:], file=sys.stderr)
+            print(f"server log ({log_path}), last lines:", file=sys.stderr)
+            print(err[-3000:], file=sys.stderr)
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
     per_socket = (after - before) / max(1, served)

@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class ConversationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "conversations"
+
+    def ready(self) -> None:
+        from conversations import signals  # noqa: F401  (connects the receivers)

@@ -12,6 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from config.errors import ApplicationError, ErrorCode
+from config.hub import NO_LAYER, Encoded, hub
 from config.logging import bind_ws_context
 from conversations import protocol
 from conversations.realtime import conversation_group
@@ -23,8 +24,16 @@ CLOSE_FLOODING = 4429
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = NO_LAYER  # frames arrive through the process hub (config.hub)
     conversation_id: str
     strikes: int = 0
+    joined: bool = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Live frames wait here until "ready" is out, and while a client frame is handled, so
+        # they never land in the middle of a reply (a resume's replay, say).
+        self.held: list[str] | None = []
 
     async def connect(self) -> None:
         from conversations.selectors import conversation_get_for_visitor
@@ -41,9 +50,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.warning("chat_socket_refused")
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        await self.channel_layer.group_add(
-            conversation_group(self.conversation_id), self.channel_name
-        )
+        relay = hub()
+        if relay is not None:
+            await relay.join(conversation_group(self.conversation_id), self)
+            self.joined = True
         await self.accept()
         protocol.socket_opened()
         if conversation.state == conversation.State.AWAITING_APPROVAL:
@@ -60,12 +70,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "last_seq": conversation.last_seq,
             }
         )
+        await self.release()
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "conversation_id", None) and self.channel_layer is not None:
-            await self.channel_layer.group_discard(
-                conversation_group(self.conversation_id), self.channel_name
-            )
+        relay = hub()
+        if self.joined and relay is not None:
+            await relay.leave(conversation_group(self.conversation_id), self)
         protocol.socket_closed(accepted=self.scope.get("_ad_accepted", False))
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
@@ -73,11 +83,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await super().accept(subprotocol, headers)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.held is None:
+            self.held = []
         try:
             frame = protocol.parse_frame(text_data, bytes_data)
             await protocol.dispatch(self, frame)
         except ApplicationError as exc:
             await self.send_error(exc)
+        finally:
+            await self.release()
 
     async def send_error(self, exc: ApplicationError) -> None:
         frame: dict[str, Any] = {"type": "error", "code": str(exc.code), "message": exc.message}
@@ -92,7 +106,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_FLOODING)
 
     async def send_json(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+        await self.send(text_data=_encode(frame))
 
-    async def chat_frame(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["frame"])
+    async def relay(self, group: str, event: dict[str, Any], encoded: Encoded) -> None:
+        texts = encoded.get("chat", lambda: [_encode(frame) for frame in event["frames"]])
+        if self.held is not None:
+            self.held.extend(texts)
+            return
+        for text in texts:
+            await self.send(text_data=text)
+
+    async def release(self) -> None:
+        while self.held:
+            await self.send(text_data=self.held.pop(0))
+        self.held = None
+
+
+def _encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"))

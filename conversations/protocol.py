@@ -18,6 +18,7 @@ from config.errors import ApplicationError, ErrorCode
 
 if TYPE_CHECKING:
     from conversations.consumers import ChatConsumer
+    from conversations.models import Message
 
 CLIENT_TYPES = ("message", "approval", "escalate", "resume", "ping")
 OPEN_SOCKETS = Gauge("actiondesk_open_sockets", "Open chat WebSockets in this process")
@@ -100,23 +101,31 @@ async def _ping(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     await consumer.send_json({"type": "pong"})
 
 
-async def _message(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
-    from conversations.agent.runtime import schedule_turns
+def _receive(conversation_id: str, content: str, client_id: str) -> tuple[Message, bool]:
     from conversations.interrupts import remind_pending_decision
-    from conversations.realtime import message_frame
     from conversations.services import user_message_receive
+
+    check_rate(conversation_id)
+    message, created = user_message_receive(
+        conversation_id=conversation_id, content=content, client_id=client_id
+    )
+    if created:
+        remind_pending_decision(conversation_id=conversation_id)
+    return message, created
+
+
+async def _message(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
+    from conversations.agent.runtime import db, schedule_turns
+    from conversations.realtime import message_frame
 
     client_id = _client_id(frame)
     content = validate_content(frame.get("content"))
-    await database_sync_to_async(check_rate)(consumer.conversation_id)
-    message, created = await database_sync_to_async(user_message_receive)(
-        conversation_id=consumer.conversation_id, content=content, client_id=client_id
-    )
+    # One trip to the ORM thread: the rate check, the stored message and its frame.
+    message, created = await db(_receive)(consumer.conversation_id, content, client_id)
     if not created:
         # A resend after a reconnect: acknowledge with the stored frame, run nothing again.
         await consumer.send_json(message_frame(message))
         return
-    await database_sync_to_async(remind_pending_decision)(conversation_id=consumer.conversation_id)
     schedule_turns(consumer.conversation_id)
 
 

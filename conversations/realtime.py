@@ -2,10 +2,18 @@
 
 Durable frames are built from stored :class:`Message` rows, so a live frame and the same frame
 replayed by ``resume`` are identical.
+
+Frames go out as ``chat.frames`` events carrying a list: code running in an :class:`Outbox`
+(the agent runtime's database steps, the chat socket's receive) gathers the frames its
+committed writes produce and publishes them in one channel-layer message after the step,
+instead of one blocking hop from the ORM thread back to the event loop per frame.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -44,14 +52,81 @@ def message_frame(message: Message) -> dict[str, Any]:
     return frame
 
 
-async def send_frame(conversation_id: UUID | str, frame: dict[str, Any]) -> None:
+async def send_frames(conversation_id: UUID | str, frames: list[dict[str, Any]]) -> None:
     layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_send(
-            conversation_group(conversation_id), {"type": "chat.frame", "frame": frame}
-        )
+    if layer is not None and frames:
+        group = conversation_group(conversation_id)
+        # "group" tells each process's hub which sockets it is for (config.hub).
+        await layer.group_send(group, {"type": "chat.frames", "group": group, "frames": frames})
+
+
+async def send_frame(conversation_id: UUID | str, frame: dict[str, Any]) -> None:
+    await send_frames(conversation_id, [frame])
+
+
+class Outbox:
+    """Frames waiting to be published, in order, per conversation."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, dict[str, Any]]] = []
+
+    def add(self, conversation_id: UUID | str, frame: dict[str, Any]) -> None:
+        self.frames.append((str(conversation_id), frame))
+
+    async def flush(self) -> None:
+        while self.frames:
+            pending, self.frames = self.frames, []
+            by_conversation: dict[str, list[dict[str, Any]]] = {}
+            for conversation_id, frame in pending:
+                by_conversation.setdefault(conversation_id, []).append(frame)
+            for conversation_id, frames in by_conversation.items():
+                await send_frames(conversation_id, frames)
+
+
+class _Collecting:
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.open = True
+
+
+_collecting: ContextVar[_Collecting | None] = ContextVar("chat_collecting", default=None)
+
+
+@contextmanager
+def collecting(outbox: Outbox) -> Iterator[Outbox]:
+    """Within the block (sync code, e.g. in the ORM thread), broadcasts land in ``outbox``;
+    the async caller publishes them with :meth:`Outbox.flush`."""
+    scope = _Collecting(outbox)
+    token = _collecting.set(scope)
+    try:
+        yield outbox
+    finally:
+        scope.open = False
+        _collecting.reset(token)
+
+
+def frame_emit(conversation_id: UUID | str, frame: dict[str, Any]) -> None:
+    """A frame that is not the result of a write (``turn_end``, streamed text): into the
+    outbox when collecting, else sent at once."""
+    scope = _collecting.get()
+    if scope is not None:
+        scope.outbox.add(conversation_id, frame)
+    else:
+        async_to_sync(send_frame)(conversation_id, frame)
 
 
 def broadcast_on_commit(conversation_id: UUID | str, frame: dict[str, Any]) -> None:
     """Send after the transaction commits, so no client sees a frame that was rolled back."""
-    transaction.on_commit(lambda: async_to_sync(send_frame)(conversation_id, frame))
+    scope = _collecting.get()
+    if scope is None:
+        transaction.on_commit(lambda: async_to_sync(send_frame)(conversation_id, frame))
+        return
+
+    def later() -> None:
+        if scope.open:
+            scope.outbox.add(conversation_id, frame)
+        else:
+            # Committed after the step ended (an outer transaction): nobody flushes it now.
+            async_to_sync(send_frame)(conversation_id, frame)
+
+    transaction.on_commit(later)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection
 from django.db.models import QuerySet
 
-from conversations.models import Agent, Conversation, Message
+from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall, Turn
 
 
 def conversation_get_for_visitor(
@@ -45,3 +47,46 @@ def messages_after(*, conversation_id: UUID | str, after: int, limit: int = 500)
 
 def agents_enabled() -> QuerySet[Agent]:
     return Agent.objects.filter(enabled=True).prefetch_related("operations__spec")
+
+
+@dataclass(frozen=True)
+class WorkSummary:
+    unsettled_interrupts: bool  # an interrupt whose tool call has not run yet
+    waiting_message_id: int | None  # the first customer message no turn has taken
+    state: str | None
+
+
+def conversation_work_summary(*, conversation_id: UUID | str) -> WorkSummary:
+    """What the runtime needs to know to find a conversation's next work, in one round trip.
+
+    Raw SQL on purpose: the runtime asks this twice per chat turn, and the three ORM queries
+    it replaces cost ten times more to build than to run (docs/performance.md). Table and
+    column names come from the models, so a rename cannot leave it behind."""
+    quote = connection.ops.quote_name
+    interrupt, tool_call = Interrupt._meta, ToolCall._meta
+    message, turn, conversation = Message._meta, Turn._meta, Conversation._meta
+    sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {quote(interrupt.db_table)} i "  # noqa: S608
+        f"JOIN {quote(tool_call.db_table)} c ON c.id = i.tool_call_id "
+        "WHERE i.conversation_id = %s AND c.status = %s), "
+        f"(SELECT m.id FROM {quote(message.db_table)} m "
+        f"LEFT JOIN {quote(turn.db_table)} t ON t.user_message_id = m.id "
+        "WHERE m.conversation_id = %s AND m.role = %s AND m.kind = %s AND t.id IS NULL "
+        "ORDER BY m.seq LIMIT 1), "
+        f"(SELECT state FROM {quote(conversation.db_table)} WHERE id = %s)"
+    )
+    key = conversation.pk.get_db_prep_value(conversation_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                key,
+                ToolCall.Status.PENDING,
+                key,
+                Message.Role.USER,
+                Message.Kind.MESSAGE,
+                key,
+            ],
+        )
+        unsettled, waiting, state = cursor.fetchone()
+    return WorkSummary(bool(unsettled), waiting, state)

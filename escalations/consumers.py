@@ -13,10 +13,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import User
 
 from config.errors import ApplicationError
+from config.hub import NO_LAYER, Encoded, hub
 from config.logging import bind_ws_context
 from conversations.realtime import conversation_group
 from escalations import protocol
-from escalations.hub import hub_for
+from escalations.realtime import STAFF_GROUP
 from escalations.selectors import user_may_view_queue
 
 logger = structlog.get_logger(__name__)
@@ -25,6 +26,7 @@ CLOSE_FORBIDDEN = 4403
 
 
 class EscalationQueueConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = NO_LAYER  # frames arrive through the process hub (config.hub)
     user: User
     watching: str | None = None
     live: bool = False
@@ -45,34 +47,49 @@ class EscalationQueueConsumer(AsyncWebsocketConsumer):
         await self.accept()
         # Join the process's relay, then read the snapshot: nothing falls in between. Frames
         # relayed meanwhile wait, and follow the snapshot in order (repeats are harmless).
-        await hub_for(self.channel_layer).join(self)
+        relay = hub()
+        if relay is not None:
+            await relay.join(STAFF_GROUP, self)
         await self.send_json(await database_sync_to_async(protocol.queue_snapshot)(self.user))
         while self.backlog:
             await self.send(text_data=self.backlog.pop(0))
         self.live = True
 
-    async def relay(self, text: str) -> None:
-        if self.live:
-            await self.send(text_data=text)
+    async def relay(self, group: str, event: dict[str, Any], encoded: Encoded) -> None:
+        if group == STAFF_GROUP:
+            texts = [encoded.get("staff", lambda: _encode(event["frame"]))]
+        elif self.watching is not None and group == conversation_group(self.watching):
+            # The watched conversation's chat frames, wrapped: the same text for every watcher.
+            watched = self.watching
+            texts = encoded.get(
+                "watched",
+                lambda: [
+                    _encode({"type": "chat", "conversation_id": watched, "frame": frame})
+                    for frame in event["frames"]
+                ],
+            )
         else:
-            self.backlog.append(text)
+            return  # a conversation this socket stopped watching
+        for text in texts:
+            if self.live:
+                await self.send(text_data=text)
+            else:
+                self.backlog.append(text)
 
     async def disconnect(self, code: int) -> None:
-        if self.channel_layer is not None:
-            await hub_for(self.channel_layer).leave(self)
-            await self.watch(None)
+        relay = hub()
+        if relay is not None:
+            await relay.leave(STAFF_GROUP, self)
+        await self.watch(None)
 
     async def watch(self, conversation_id: str | None) -> None:
         """Follow at most one conversation: the one on the agent's handoff page."""
-        if self.watching is not None:
-            await self.channel_layer.group_discard(
-                conversation_group(self.watching), self.channel_name
-            )
+        relay = hub()
+        if relay is not None and self.watching is not None:
+            await relay.leave(conversation_group(self.watching), self)
         self.watching = conversation_id
-        if conversation_id is not None:
-            await self.channel_layer.group_add(
-                conversation_group(conversation_id), self.channel_name
-            )
+        if relay is not None and conversation_id is not None:
+            await relay.join(conversation_group(conversation_id), self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -84,10 +101,8 @@ class EscalationQueueConsumer(AsyncWebsocketConsumer):
             )
 
     async def send_json(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+        await self.send(text_data=_encode(frame))
 
-    async def chat_frame(self, event: dict[str, Any]) -> None:
-        if self.watching is not None:
-            await self.send_json(
-                {"type": "chat", "conversation_id": self.watching, "frame": event["frame"]}
-            )
+
+def _encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"))

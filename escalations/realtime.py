@@ -97,7 +97,9 @@ def escalation_frame(kind: str, escalation: Escalation) -> dict[str, Any]:
 async def send_to_staff(frame: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is not None:
-        await layer.group_send(STAFF_GROUP, {"type": EVENT_TYPE, "frame": frame})
+        await layer.group_send(
+            STAFF_GROUP, {"type": EVENT_TYPE, "group": STAFF_GROUP, "frame": frame}
+        )
 
 
 def _send(frame: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 import safehttp
 from config.errors import ApplicationError, ErrorCode
+from config.versions import AGENT_TOOLS, bump
 from openapi_import.classification import Classification, classify
 from openapi_import.models import AccessType, ApiSpec, Approval, ImportJob, Operation
 from openapi_import.parsing import ParsedOperation, ParsedSpec, SpecError, parse_spec
@@ -341,6 +342,8 @@ def _store_operations(
             to_update.append(operation)
             diff["removed"].append(operation_id)
     Operation.objects.bulk_create(to_create, batch_size=500)
+    # Bulk writes send no model signals: tell the processes' tool caches directly.
+    bump(AGENT_TOOLS)
     Operation.objects.bulk_update(
         to_update,
         [
@@ -446,5 +449,6 @@ def operations_bulk_update(*, operations: QuerySet[Operation], action: str, user
         )
     else:
         raise ApplicationError(ErrorCode.VALIDATION_ERROR, f"Unknown action {action!r}.")
+    bump(AGENT_TOOLS)  # queryset updates send no model signals
     logger.info("operations_bulk_updated", action=action, count=count, user_id=user.pk)
     return count

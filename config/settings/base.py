@@ -189,7 +189,7 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.ReusingRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": REDIS_PREFIX,
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
@@ -328,6 +328,9 @@ TURN_MAX_TOOL_CALLS = env_int("TURN_MAX_TOOL_CALLS", 5, minimum=1)
 TURN_MAX_MODEL_CALLS = env_int("TURN_MAX_MODEL_CALLS", 6, minimum=1)
 TURN_TIMEOUT_SECONDS = env_float("TURN_TIMEOUT_SECONDS", 90.0)
 CONVERSATION_MAX_TURNS = env_int("CONVERSATION_MAX_TURNS", 200, minimum=1)
+# The longest a process keeps the enabled agents and tools without re-reading them; changes
+# made through the app reach every process at once (config.versions), this bounds the rest.
+AGENT_CACHE_SECONDS = env_float("AGENT_CACHE_SECONDS", 60.0)
 # A conversation escalates after this many failed tool calls in a row (SPEC §7 policy).
 ESCALATE_AFTER_TOOL_FAILURES = env_int("ESCALATE_AFTER_TOOL_FAILURES", 3, minimum=1)
 ESCALATE_AFTER_REJECTIONS = env_int("ESCALATE_AFTER_REJECTIONS", 3, minimum=1)

@@ -14,6 +14,7 @@ import asyncio
 import json
 import secrets
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -27,14 +28,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from analytics.models import EventType
-from analytics.services import event_record
+from analytics.services import event_record, events_batched
+from config import versions
 from config.pii import mask
 from conversations.agent.backends import get_registry
 from conversations.agent.injection import INJECTIONS, detect_injection
 from conversations.agent.routing import AgentProfile, route, split_intents
 from conversations.llm.types import ChatMessage, Completion, Done, LLMError, TokenDelta, ToolSpec
 from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall, Turn
-from conversations.realtime import send_frame
+from conversations.realtime import Outbox, collecting, send_frame
 from conversations.services import (
     AI_SILENT_STATES,
     conversation_transition,
@@ -48,16 +50,52 @@ logger = structlog.get_logger(__name__)
 State = Conversation.State
 HISTORY_MESSAGES = 20
 LOCK_SECONDS = 300
+# Streamed text goes out at most once per this many seconds per turn: a fast model (or the
+# offline backend, which produces a reply at once) costs a frame or two, not one per word.
+TOKEN_FLUSH_SECONDS = 0.05
 _tasks: set[asyncio.Task[None]] = set()
+# Frames of the work in progress (one per process_conversation task), published in batches.
+_outbox: ContextVar[Outbox | None] = ContextVar("runtime_outbox", default=None)
 
 
-def db(func: Any) -> Any:
-    """Run ORM work from async code in a worker thread that gives its connection back after
-    (to the pool on PostgreSQL; plain sync_to_async would keep one checked out per thread).
-    Thread-sensitive (one ORM thread per process), as Django's async ORM is: running the
-    runtime's steps on a free thread pool was tried and made PostgreSQL test runs hang under
-    load; revisit with the chat benchmark (docs/performance.md)."""
-    return database_sync_to_async(func)
+def db(func: Any, *, flush: bool = True) -> Any:
+    """Run one step of ORM work from async code in a worker thread that gives its connection
+    back after (to the pool on PostgreSQL; plain sync_to_async would keep one checked out per
+    thread). Thread-sensitive (one ORM thread per process), as Django's async ORM is: running
+    the runtime's steps on a free thread pool was tried and made PostgreSQL test runs hang
+    under load.
+
+    The step's analytics events are stored with one insert, and the frames its writes
+    broadcast are published after it in one channel-layer message (``flush=False`` leaves
+    them for the next publish of the same work, e.g. a reply goes out with ``turn_end``)."""
+
+    async def step(*args: Any, **kwargs: Any) -> Any:
+        outbox = _outbox.get()
+        own = outbox is None
+        box = Outbox() if outbox is None else outbox
+
+        def work() -> Any:
+            with events_batched(), collecting(box):
+                return func(*args, **kwargs)
+
+        try:
+            return await database_sync_to_async(work)()
+        finally:
+            if flush or own:
+                await box.flush()
+
+    return step
+
+
+async def _emit(conversation_id: str, frame: dict[str, Any], *, flush: bool = True) -> None:
+    """A frame of the work in progress; ``flush=False`` holds it for the next publish."""
+    outbox = _outbox.get()
+    if outbox is None:
+        await send_frame(conversation_id, frame)
+        return
+    outbox.add(conversation_id, frame)
+    if flush:
+        await outbox.flush()
 
 
 def schedule_turns(conversation_id: str) -> None:
@@ -96,42 +134,37 @@ class Work:
 
 
 def next_work(conversation_id: str) -> Work | None:
-    """The conversation's next piece of work, in two queries on the common path."""
+    """The conversation's next piece of work: one summary query on the common path, then the
+    rows the work needs."""
     from conversations.interrupts import expire_one
+    from conversations.selectors import conversation_work_summary
 
-    now = timezone.now()
-    # Interrupts whose call has not run: decided ones are work; a pending one blocks.
-    unsettled = (
-        Interrupt.objects.filter(
-            conversation_id=conversation_id, tool_call__status=ToolCall.Status.PENDING
+    summary = conversation_work_summary(conversation_id=conversation_id)
+    if summary.unsettled_interrupts:
+        # Interrupts whose call has not run: decided ones are work; a pending one blocks.
+        now = timezone.now()
+        unsettled = (
+            Interrupt.objects.filter(
+                conversation_id=conversation_id, tool_call__status=ToolCall.Status.PENDING
+            )
+            .select_related("turn", "tool_call", "operation__spec")
+            .order_by("created_at")
         )
-        .select_related("turn", "tool_call", "operation__spec")
-        .order_by("created_at")
-    )
-    blocked = False
-    for interrupt in unsettled:
-        if interrupt.status == Interrupt.Status.PENDING and interrupt.expires_at <= now:
-            expire_one(interrupt)  # lazily, on read: no timer needed
-        if interrupt.status != Interrupt.Status.PENDING:
-            return Work("decided", interrupt=interrupt, tool_call=interrupt.tool_call)
-        blocked = True
-    if blocked:
-        # A write waits for a decision: everything after it waits too (SPEC §4).
-        return None
-    waiting = (
-        Message.objects.filter(
-            conversation_id=conversation_id,
-            role=Message.Role.USER,
-            kind=Message.Kind.MESSAGE,
-            turn_started__isnull=True,
-        )
-        .order_by("seq")
-        .first()
-    )
-    if waiting is not None:
-        return Work("message", message=waiting)
-    state = Conversation.objects.filter(pk=conversation_id).values_list("state", flat=True).first()
-    if state == State.AWAITING_APPROVAL:
+        blocked = False
+        for interrupt in unsettled:
+            if interrupt.status == Interrupt.Status.PENDING and interrupt.expires_at <= now:
+                expire_one(interrupt)  # lazily, on read: no timer needed
+            if interrupt.status != Interrupt.Status.PENDING:
+                return Work("decided", interrupt=interrupt, tool_call=interrupt.tool_call)
+            blocked = True
+        if blocked:
+            # A write waits for a decision: everything after it waits too (SPEC §4).
+            return None
+    if summary.waiting_message_id is not None:
+        message = Message.objects.filter(pk=summary.waiting_message_id).first()
+        if message is not None:
+            return Work("message", message=message)
+    if summary.state == State.AWAITING_APPROVAL:
         # Paused, but nothing is pending any more: the state must move on.
         return Work("recover")
     return None
@@ -145,12 +178,19 @@ def _acquire_with_work(conversation_id: str) -> tuple[str | None, Work | None]:
 def _release_then_look(conversation_id: str, token: str) -> bool:
     """Let go of the lock, then look again: work that arrived while we held it (whose runner
     found the lock taken and left) must not wait for the next message."""
+    from conversations.selectors import conversation_work_summary
+
     _release(conversation_id, token)
-    return next_work(conversation_id) is not None
+    summary = conversation_work_summary(conversation_id=conversation_id)
+    if summary.unsettled_interrupts:
+        return next_work(conversation_id) is not None  # decided, or blocked by a pending one
+    return summary.waiting_message_id is not None or summary.state == State.AWAITING_APPROVAL
 
 
 async def process_conversation(conversation_id: str) -> None:
     token: str | None = None
+    outbox = Outbox()
+    context = _outbox.set(outbox)
     try:
         token, work = await db(_acquire_with_work)(conversation_id)
         while token is not None and work is not None:
@@ -172,6 +212,11 @@ async def process_conversation(conversation_id: str) -> None:
             # Failed or cancelled: never leave the lock to its timeout (the conversation
             # would be deaf for minutes). A cache call is quick enough to make here.
             _release(conversation_id, token)
+        _outbox.reset(context)
+        try:
+            await outbox.flush()
+        except Exception:
+            logger.exception("conversation_frames_lost", conversation_id=conversation_id)
 
 
 async def _do(conversation_id: str, work: Work) -> None:
@@ -220,7 +265,7 @@ async def run_turn(conversation_id: str, message: Message) -> None:
     turn = await db(_turn_claim)(conversation_id, message)
     if turn is None:
         return
-    await send_frame(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
+    await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
     started = time.perf_counter()
     status: str = Turn.Status.COMPLETED
     error_code = ""
@@ -250,7 +295,7 @@ async def run_turn(conversation_id: str, message: Message) -> None:
         )
     turn.latency_ms = (time.perf_counter() - started) * 1000
     await db(_turn_finish)(turn, status, error_code=error_code)
-    await send_frame(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
+    await _emit(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
 
 
 async def _run_intents(conversation_id: str, turn: Turn) -> str:
@@ -373,10 +418,26 @@ def tool_spec(operation: Operation) -> ToolSpec:
     )
 
 
+_agents_cached: tuple[str, float, list[AgentSetup]] | None = None
+
+
 def _agents() -> list[AgentSetup]:
+    """The enabled agents with their tools. Loading them (agents, operations, specs) was a
+    tenth of a chat turn's cost, so a process keeps them while the ``agent_tools`` stamp it
+    read before loading is current (bumped on every change, ``conversations.signals``), and
+    at most ``AGENT_CACHE_SECONDS`` for writes that bypass both (raw SQL)."""
     from conversations.selectors import agents_enabled
 
-    return [_setup(agent) for agent in agents_enabled()]
+    global _agents_cached
+    stamp = versions.current(versions.AGENT_TOOLS)
+    now = time.monotonic()
+    cached = _agents_cached
+    if stamp is not None and cached is not None and cached[0] == stamp and cached[1] > now:
+        return cached[2]
+    setups = [_setup(agent) for agent in agents_enabled()]
+    if stamp is not None:
+        _agents_cached = (stamp, now + settings.AGENT_CACHE_SECONDS, setups)
+    return setups
 
 
 def _setup(agent: Agent) -> AgentSetup:
@@ -522,7 +583,8 @@ async def _agent_loop(
         )
         if not completion.tool_calls:
             text = completion.text.strip() or "I'm not sure how to help with that."
-            await db(_reply)(conversation_id, turn, completion, text, agent)
+            # The reply goes out with the turn's end, in one publish.
+            await db(_reply, flush=False)(conversation_id, turn, completion, text, agent)
             return "done"
         await db(_model_event)(conversation_id, turn, completion, None)
         messages.append(
@@ -563,23 +625,35 @@ async def _stream_completion(
     tools: list[ToolSpec],
     backend: str | None,
 ) -> Completion:
-    started = time.perf_counter()
+    started = last_sent = time.perf_counter()
     completion: Completion | None = None
+    held: list[str] = []
     try:
         async for event in registry.stream(messages, tools=tools, backend=backend):
             if isinstance(event, TokenDelta):
+                now = time.perf_counter()
                 if turn.first_token_ms is None:
-                    turn.first_token_ms = (time.perf_counter() - started) * 1000
-                await send_frame(
-                    conversation_id, {"type": "token", "turn_id": turn.pk, "delta": event.text}
-                )
+                    turn.first_token_ms = (now - started) * 1000
+                held.append(event.text)
+                if now - last_sent >= TOKEN_FLUSH_SECONDS:
+                    await _emit(conversation_id, _token_frame(turn, held))
+                    held, last_sent = [], now
             elif isinstance(event, Done):
                 completion = event.completion
+        if held:
+            # The rest goes out with whatever the turn publishes next.
+            await _emit(conversation_id, _token_frame(turn, held), flush=False)
     except LLMError as exc:
+        if held:
+            await _emit(conversation_id, _token_frame(turn, held), flush=False)
         await db(_model_event)(conversation_id, turn, None, exc, time.perf_counter() - started)
         raise
     assert completion is not None, "a stream always ends with Done"
     return completion
+
+
+def _token_frame(turn: Turn, texts: list[str]) -> dict[str, Any]:
+    return {"type": "token", "turn_id": turn.pk, "delta": "".join(texts)}
 
 
 def _reply(
@@ -895,7 +969,7 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
     if not await db(_claim_call)(interrupt):
         return
     turn = await db(Turn.objects.select_related("user_message").get)(pk=interrupt.turn_id)
-    await send_frame(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
+    await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
     status: str = Turn.Status.COMPLETED
     error_code = ""
     try:
@@ -918,7 +992,7 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
             "Sorry, something went wrong on our side while finishing that.",
         )
     await db(_turn_finish)(turn, status, error_code=error_code)
-    await send_frame(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
+    await _emit(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
 
 
 def _is_silent(conversation_id: str) -> bool:

@@ -98,7 +98,7 @@ def test_database_and_redis_urls_switch_to_postgres_and_redis() -> None:
     assert (
         isinstance(settings["layer_socket_timeout"], int) and settings["layer_socket_timeout"] > 5
     )
-    assert settings["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert settings["cache"] == "config.cache.ReusingRedisCache"
     assert settings["tasks"] == "django_tasks_db.DatabaseBackend"
 
 
