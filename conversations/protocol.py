@@ -121,7 +121,7 @@ async def _message(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     client_id = _client_id(frame)
     content = validate_content(frame.get("content"))
     # One trip to the ORM thread: the rate check, the stored message and its frame.
-    message, created = await db(_receive)(consumer.conversation_id, content, client_id)
+    message, created = await db(_receive, atomic=True)(consumer.conversation_id, content, client_id)
     if not created:
         # A resend after a reconnect: acknowledge with the stored frame, run nothing again.
         await consumer.send_json(message_frame(message))

@@ -58,7 +58,7 @@ _tasks: set[asyncio.Task[None]] = set()
 _outbox: ContextVar[Outbox | None] = ContextVar("runtime_outbox", default=None)
 
 
-def db(func: Any, *, flush: bool = True) -> Any:
+def db(func: Any, *, flush: bool = True, atomic: bool = False) -> Any:
     """Run one step of ORM work from async code in a worker thread that gives its connection
     back after (to the pool on PostgreSQL; plain sync_to_async would keep one checked out per
     thread). Thread-sensitive (one ORM thread per process), as Django's async ORM is: running
@@ -67,7 +67,10 @@ def db(func: Any, *, flush: bool = True) -> Any:
 
     The step's analytics events are stored with one insert, and the frames its writes
     broadcast are published after it in one channel-layer message (``flush=False`` leaves
-    them for the next publish of the same work, e.g. a reply goes out with ``turn_end``)."""
+    them for the next publish of the same work, e.g. a reply goes out with ``turn_end``).
+    ``atomic=True`` makes the step one transaction, events included: one commit instead of
+    one per statement. Only for steps that make no network calls (a model call from
+    ``handoff_request``, say, must not hold a transaction open)."""
 
     async def step(*args: Any, **kwargs: Any) -> Any:
         outbox = _outbox.get()
@@ -75,8 +78,12 @@ def db(func: Any, *, flush: bool = True) -> Any:
         box = Outbox() if outbox is None else outbox
 
         def work() -> Any:
-            with events_batched(), collecting(box):
-                return func(*args, **kwargs)
+            with collecting(box):
+                if not atomic:
+                    with events_batched():
+                        return func(*args, **kwargs)
+                with transaction.atomic(), events_batched():
+                    return func(*args, **kwargs)
 
         try:
             return await database_sync_to_async(work)()
@@ -294,7 +301,8 @@ async def run_turn(conversation_id: str, message: Message) -> None:
             "please try again or ask for a human.",
         )
     turn.latency_ms = (time.perf_counter() - started) * 1000
-    await db(_turn_finish)(turn, status, error_code=error_code)
+    # The reply (held back) and turn_end go out in one publish.
+    await db(_turn_finish, atomic=True, flush=False)(turn, status, error_code=error_code)
     await _emit(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
 
 
@@ -315,6 +323,21 @@ async def _run_intents(conversation_id: str, turn: Turn) -> str:
     return Turn.Status.COMPLETED
 
 
+_FINISH_FIELDS = (
+    "status",
+    "finished_at",
+    "error_code",
+    "latency_ms",
+    "plan",
+    # The counters too: a reply's model call leaves them to this save.
+    "model_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "first_token_ms",
+)
+
+
 def _turn_finish(turn: Turn, status: str, *, error_code: str = "") -> None:
     if status == Turn.Status.AWAITING_APPROVAL:
         Turn.objects.filter(pk=turn.pk).update(status=status, plan=turn.plan)
@@ -322,7 +345,7 @@ def _turn_finish(turn: Turn, status: str, *, error_code: str = "") -> None:
     turn.status = status
     turn.finished_at = timezone.now()
     turn.error_code = error_code
-    turn.save(update_fields=["status", "finished_at", "error_code", "latency_ms", "plan"])
+    turn.save(update_fields=[*_FINISH_FIELDS])
     event_record(
         type=EventType.TURN_COMPLETED if status == Turn.Status.COMPLETED else EventType.TURN_FAILED,
         conversation_id=turn.conversation_id,
@@ -447,7 +470,7 @@ def _setup(agent: Agent) -> AgentSetup:
 
 def _route(conversation_id: str, text: str) -> tuple[AgentSetup | None, Any]:
     setups = _agents()
-    context = Conversation.objects.get(pk=conversation_id).context
+    context = Conversation.objects.filter(pk=conversation_id).values_list("context", flat=True)[0]
     profiles = [
         AgentProfile(
             name=s.agent.slug,
@@ -497,7 +520,9 @@ def _history(conversation_id: str, agent: Agent, intent: str, upto_seq: int) -> 
 
 
 async def _run_intent(conversation_id: str, turn: Turn, intent: str) -> str:
-    setup, decision, messages = await db(_prepare_intent)(conversation_id, turn, intent)
+    setup, decision, messages = await db(_prepare_intent, atomic=True)(
+        conversation_id, turn, intent
+    )
     if decision.escalate:
         await db(handoff_request)(
             conversation_id=conversation_id,
@@ -584,7 +609,9 @@ async def _agent_loop(
         if not completion.tool_calls:
             text = completion.text.strip() or "I'm not sure how to help with that."
             # The reply goes out with the turn's end, in one publish.
-            await db(_reply, flush=False)(conversation_id, turn, completion, text, agent)
+            await db(_reply, flush=False, atomic=True)(
+                conversation_id, turn, completion, text, agent
+            )
             return "done"
         await db(_model_event)(conversation_id, turn, completion, None)
         messages.append(
@@ -659,7 +686,8 @@ def _token_frame(turn: Turn, texts: list[str]) -> dict[str, Any]:
 def _reply(
     conversation_id: str, turn: Turn, completion: Completion, text: str, agent: Agent
 ) -> None:
-    _model_event(conversation_id, turn, completion, None)
+    # The turn's counters are stored by _turn_finish, which follows at once.
+    _model_event(conversation_id, turn, completion, None, store=False)
     _say(conversation_id, turn, Message.Role.ASSISTANT, text, agent)
 
 
@@ -669,6 +697,8 @@ def _model_event(
     completion: Completion | None,
     error: LLMError | None,
     elapsed: float = 0.0,
+    *,
+    store: bool = True,
 ) -> None:
     turn.model_calls += 1
     latency = elapsed * 1000
@@ -687,13 +717,14 @@ def _model_event(
     turn.prompt_tokens += usage.prompt_tokens
     turn.completion_tokens += usage.completion_tokens
     turn.cost = Decimal(turn.cost) + completion.cost
-    Turn.objects.filter(pk=turn.pk).update(
-        model_calls=turn.model_calls,
-        prompt_tokens=turn.prompt_tokens,
-        completion_tokens=turn.completion_tokens,
-        cost=turn.cost,
-        first_token_ms=turn.first_token_ms,
-    )
+    if store:
+        Turn.objects.filter(pk=turn.pk).update(
+            model_calls=turn.model_calls,
+            prompt_tokens=turn.prompt_tokens,
+            completion_tokens=turn.completion_tokens,
+            cost=turn.cost,
+            first_token_ms=turn.first_token_ms,
+        )
     event_record(
         type=EventType.MODEL_CALLED,
         conversation_id=conversation_id,
