@@ -62,14 +62,18 @@ def event_record(
 
 
 @contextmanager
-def events_batched() -> Iterator[None]:
+def events_batched(*, into: list[Event] | None = None, store: bool = True) -> Iterator[None]:
     """Store the events recorded in the block with one insert at its end (a nested block joins
     the outer one). Events are stored even when the block fails: the steps they describe
-    happened, and a failed turn is exactly what analytics must show."""
+    happened, and a failed turn is exactly what analytics must show.
+
+    ``into`` gathers them in the caller's list, which outlives the block; with ``store=False``
+    they stay there for a later block to store (a chat turn stores its steps' events once, at
+    its end)."""
     if _batch.get() is not None:
         yield
         return
-    events: list[Event] = []
+    events: list[Event] = [] if into is None else into
     token = _batch.set(events)
     failed = False
     try:
@@ -79,9 +83,10 @@ def events_batched() -> Iterator[None]:
         raise
     finally:
         _batch.reset(token)
-        if events:
+        if events and store:
             try:
                 Event.objects.bulk_create(events)
+                events.clear()
             except Exception:
                 if not failed:
                     raise

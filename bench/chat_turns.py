@@ -6,6 +6,11 @@ idle chat sockets on one process and the memory each costs.
 Targets (SPEC §14): throughput ≥ 0.25 × echo; added latency p50 ≤ 10 ms, p99 ≤ 50 ms at 50
 concurrent conversations; 2,000 sockets all served, ≤ 100 KB each.
 
+The turns run twice: as fast as the 50 conversations can go (throughput; latency there is
+queueing, conversations ÷ throughput), then at a customer's pace (``--pace`` seconds between
+messages on average), where the added latency is a turn's own cost. Both are printed, with the
+CPU each process spent per turn.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python bench/chat_turns.py
 """
@@ -17,6 +22,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import socket
 import statistics
 import subprocess
@@ -64,16 +70,32 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def cpu_ms(pids: list[int]) -> float:
-    """CPU time (user + system) the processes have used so far, in milliseconds."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        total += int(fields[11]) + int(fields[12])
-    return total * 1000 / os.sysconf("SC_CLK_TCK")
+def cpu_ms(pid: int) -> float:
+    """CPU time (user + system) the process has used so far, in milliseconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # ended meanwhile
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(server_pid: int) -> dict[str, dict[int, float]]:
+    """CPU used so far by each process on the machine that serves a turn (PostgreSQL forks a
+    backend per connection, so its processes are listed anew each time)."""
+    groups = {
+        "daphne": [server_pid],
+        "postgres": pids_named("postgres"),
+        "redis": pids_named("redis-server"),
+        "client": [os.getpid()],
+    }
+    return {name: {pid: cpu_ms(pid) for pid in pids} for name, pids in groups.items()}
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict:
+    return {
+        name: sum(ms - before[name].get(pid, 0.0) for pid, ms in after[name].items())
+        for name in after
+    }
 
 
 def pids_named(name: str) -> list[int]:
@@ -132,12 +154,22 @@ def start_server(port: int, db_name: str, log: Any) -> subprocess.Popen[bytes]:
     raise SystemExit("Daphne did not start")
 
 
-async def echo_run(uri: str, conversations: int, turns: int) -> tuple[list[float], float]:
+async def think(rng: random.Random, mean: float) -> None:
+    """A customer's pause before the next message (exponential, as arrivals are)."""
+    if mean > 0:
+        await asyncio.sleep(rng.expovariate(1 / mean))
+
+
+async def echo_run(
+    uri: str, conversations: int, turns: int, pause: float = 0.0
+) -> tuple[list[float], float]:
     latencies: list[float] = []
 
     async def one(i: int) -> None:
+        rng = random.Random(i)
         async with websockets.connect(uri, origin="http://127.0.0.1") as ws:  # type: ignore[arg-type]
             for n in range(turns):
+                await think(rng, pause)
                 frame = json.dumps({"type": "message", "client_id": f"{i}-{n}", "content": "hello"})
                 started = time.perf_counter()
                 await ws.send(frame)
@@ -149,12 +181,15 @@ async def echo_run(uri: str, conversations: int, turns: int) -> tuple[list[float
     return latencies, len(latencies) / (time.perf_counter() - started)
 
 
-async def chat_run(base: str, ids: list[str], turns: int) -> tuple[list[float], float, int]:
+async def chat_run(
+    base: str, ids: list[str], turns: int, pause: float = 0.0, tag: str = "m"
+) -> tuple[list[float], float, int]:
     latencies: list[float] = []
     bad = 0
 
     async def one(index: int, conversation_id: str) -> None:
         nonlocal bad
+        rng = random.Random(index)
         headers = {"Cookie": cookie_for(f"bench-{index}")}
         async with websockets.connect(
             f"{base}/ws/chat/{conversation_id}/",
@@ -163,9 +198,12 @@ async def chat_run(base: str, ids: list[str], turns: int) -> tuple[list[float], 
         ) as ws:
             json.loads(await ws.recv())  # ready
             for n in range(turns):
+                await think(rng, pause)
                 started = time.perf_counter()
                 await ws.send(
-                    json.dumps({"type": "message", "client_id": f"m{n}", "content": "hello there"})
+                    json.dumps(
+                        {"type": "message", "client_id": f"{tag}{n}", "content": "hello there"}
+                    )
                 )
                 reply = None
                 seen: list[str] = []
@@ -262,11 +300,37 @@ def print_turns(
     )
 
 
+def paced(args: argparse.Namespace, base: str, ids: list[str]) -> None:
+    """The same conversations at a customer's pace: each waits ``--pace`` seconds on average
+    before its next message, so latency is a turn's own time rather than the queue a
+    closed loop at full speed builds (there, by Little's law, latency is just conversations
+    divided by throughput)."""
+    echo_lat, _ = asyncio.run(
+        echo_run(f"{base}/ws/echo/", args.conversations, args.paced_turns, pause=args.pace)
+    )
+    chat_lat, _, bad = asyncio.run(chat_run(base, ids, args.paced_turns, pause=args.pace, tag="p"))
+    added50 = statistics.median(chat_lat) - statistics.median(echo_lat)
+    added99 = percentile(chat_lat, 0.99) - percentile(echo_lat, 0.99)
+    print(
+        f"paced ({args.conversations} conversations, a message every {args.pace:g} s on "
+        f"average = {args.conversations / args.pace:.0f} turns/s offered, {len(chat_lat)} turns, "
+        f"bad {bad}): echo p50 {statistics.median(echo_lat):.1f} ms p99 "
+        f"{percentile(echo_lat, 0.99):.1f} ms; chat p50 {statistics.median(chat_lat):.1f} ms "
+        f"p99 {percentile(chat_lat, 0.99):.1f} ms; added p50 {added50:.1f} ms "
+        f"(target <= 10: {'met' if added50 <= 10 else 'MISSED'}), p99 {added99:.1f} ms "
+        f"(target <= 50: {'met' if added99 <= 50 else 'MISSED'})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--idle", type=int, default=2000)
+    parser.add_argument(
+        "--pace", type=float, default=5.0, help="mean seconds between a customer's messages"
+    )
+    parser.add_argument("--paced-turns", type=int, default=6)
     args = parser.parse_args()
     if connection.vendor != "postgresql" or not settings.REDIS_URL:
         raise SystemExit("Set DATABASE_URL (PostgreSQL) and REDIS_URL, as the target asks.")
@@ -298,17 +362,11 @@ def main() -> None:
         echo_lat, echo_tput = asyncio.run(
             echo_run(f"{base}/ws/echo/", args.conversations, args.turns)
         )
-        services = {
-            "daphne": [server.pid],
-            "postgres": pids_named("postgres"),
-            "redis": pids_named("redis-server"),
-            "client": [os.getpid()],
-        }
-        cpu_before = {name: cpu_ms(pids) for name, pids in services.items()}
+        cpu_before = cpu_snapshot(server.pid)
         chat_lat, chat_tput, bad = asyncio.run(
             chat_run(base, ids[: args.conversations], args.turns)
         )
-        cpu = {name: cpu_ms(pids) - cpu_before[name] for name, pids in services.items()}
+        cpu = cpu_used(cpu_before, cpu_snapshot(server.pid))
         print_turns(args, echo_lat, echo_tput, chat_lat, chat_tput, bad)
         # Where a turn's time goes: CPU per turn of each process on the machine.
         turns_done = max(1, len(chat_lat))
@@ -316,6 +374,8 @@ def main() -> None:
             "CPU per turn: "
             + ", ".join(f"{name} {ms / turns_done:.2f} ms" for name, ms in cpu.items())
         )
+        if args.pace > 0:
+            paced(args, base, ids[: args.conversations])
         served, before, after = asyncio.run(
             idle_sockets(base, ids[args.conversations :], args.conversations, server.pid)
         )

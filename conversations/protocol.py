@@ -116,17 +116,22 @@ def _receive(conversation_id: str, content: str, client_id: str) -> tuple[Messag
 
 async def _message(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     from conversations.agent.runtime import db, schedule_turns
-    from conversations.realtime import message_frame
+    from conversations.realtime import Outbox, message_frame
 
     client_id = _client_id(frame)
     content = validate_content(frame.get("content"))
-    # One trip to the ORM thread: the rate check, the stored message and its frame.
-    message, created = await db(_receive, atomic=True)(consumer.conversation_id, content, client_id)
+    # One trip to the ORM thread: the rate check, the stored message and its frame. The frame
+    # goes out with the turn's start (one channel-layer message for both).
+    outbox = Outbox()
+    message, created = await db(_receive, atomic=True, flush=False, outbox=outbox)(
+        consumer.conversation_id, content, client_id
+    )
     if not created:
         # A resend after a reconnect: acknowledge with the stored frame, run nothing again.
+        await outbox.flush()
         await consumer.send_json(message_frame(message))
         return
-    schedule_turns(consumer.conversation_id)
+    schedule_turns(consumer.conversation_id, outbox)
 
 
 async def _resume(consumer: ChatConsumer, frame: dict[str, Any]) -> None:

@@ -65,10 +65,12 @@ async def send_frame(conversation_id: UUID | str, frame: dict[str, Any]) -> None
 
 
 class Outbox:
-    """Frames waiting to be published, in order, per conversation."""
+    """Frames waiting to be published, in order, per conversation; and the analytics events of
+    the same work waiting to be stored (by the next step that stores them)."""
 
     def __init__(self) -> None:
         self.frames: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[Any] = []
 
     def add(self, conversation_id: UUID | str, frame: dict[str, Any]) -> None:
         self.frames.append((str(conversation_id), frame))

@@ -58,7 +58,14 @@ _tasks: set[asyncio.Task[None]] = set()
 _outbox: ContextVar[Outbox | None] = ContextVar("runtime_outbox", default=None)
 
 
-def db(func: Any, *, flush: bool = True, atomic: bool = False) -> Any:
+def db(
+    func: Any,
+    *,
+    flush: bool = True,
+    atomic: bool = False,
+    outbox: Outbox | None = None,
+    store_events: bool = True,
+) -> Any:
     """Run one step of ORM work from async code in a worker thread that gives its connection
     back after (to the pool on PostgreSQL; plain sync_to_async would keep one checked out per
     thread). Thread-sensitive (one ORM thread per process), as Django's async ORM is: running
@@ -70,19 +77,22 @@ def db(func: Any, *, flush: bool = True, atomic: bool = False) -> Any:
     them for the next publish of the same work, e.g. a reply goes out with ``turn_end``).
     ``atomic=True`` makes the step one transaction, events included: one commit instead of
     one per statement. Only for steps that make no network calls (a model call from
-    ``handoff_request``, say, must not hold a transaction open)."""
+    ``handoff_request``, say, must not hold a transaction open). ``outbox`` collects into a
+    caller's outbox instead of the running work's. ``store_events=False`` keeps the step's
+    events in the outbox for a later step (a turn stores them all at its end, with one
+    insert; a process dying mid-turn loses them, and the turn is marked failed on restart)."""
 
     async def step(*args: Any, **kwargs: Any) -> Any:
-        outbox = _outbox.get()
-        own = outbox is None
-        box = Outbox() if outbox is None else outbox
+        current = outbox or _outbox.get()
+        own = current is None
+        box = Outbox() if current is None else current
 
         def work() -> Any:
             with collecting(box):
                 if not atomic:
-                    with events_batched():
+                    with events_batched(into=box.events, store=store_events):
                         return func(*args, **kwargs)
-                with transaction.atomic(), events_batched():
+                with transaction.atomic(), events_batched(into=box.events, store=store_events):
                     return func(*args, **kwargs)
 
         try:
@@ -105,9 +115,13 @@ async def _emit(conversation_id: str, frame: dict[str, Any], *, flush: bool = Tr
         await outbox.flush()
 
 
-def schedule_turns(conversation_id: str) -> None:
-    """Start working on the conversation in the background (the web process's fast path)."""
-    task = asyncio.get_running_loop().create_task(process_conversation(str(conversation_id)))
+def schedule_turns(conversation_id: str, outbox: Outbox | None = None) -> None:
+    """Start working on the conversation in the background (the web process's fast path).
+    Frames already in ``outbox`` (the customer's message) go out with the turn's first
+    publish, or at once if another runner holds the conversation."""
+    task = asyncio.get_running_loop().create_task(
+        process_conversation(str(conversation_id), outbox)
+    )
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
 
@@ -194,9 +208,9 @@ def _release_then_look(conversation_id: str, token: str) -> bool:
     return summary.waiting_message_id is not None or summary.state == State.AWAITING_APPROVAL
 
 
-async def process_conversation(conversation_id: str) -> None:
+async def process_conversation(conversation_id: str, outbox: Outbox | None = None) -> None:
     token: str | None = None
-    outbox = Outbox()
+    outbox = outbox or Outbox()
     context = _outbox.set(outbox)
     try:
         token, work = await db(_acquire_with_work)(conversation_id)
@@ -221,9 +235,15 @@ async def process_conversation(conversation_id: str) -> None:
             _release(conversation_id, token)
         _outbox.reset(context)
         try:
+            if outbox.events:
+                await db(_events_store, outbox=outbox)()
             await outbox.flush()
         except Exception:
             logger.exception("conversation_frames_lost", conversation_id=conversation_id)
+
+
+def _events_store() -> None:
+    """Nothing of its own: the step stores the events earlier steps left in the outbox."""
 
 
 async def _do(conversation_id: str, work: Work) -> None:
@@ -240,36 +260,42 @@ async def _do(conversation_id: str, work: Work) -> None:
 # --- Turns -----------------------------------------------------------------------------------
 
 
-def _turn_claim(conversation_id: str, message: Message) -> Turn | None:
+def _turn_claim(conversation_id: str, message: Message) -> tuple[Turn | None, bool]:
+    """The turn for ``message``, or ``None`` when another runner took it or the AI must stay
+    silent; the flag says the conversation ran out of turns (the caller hands it over, outside
+    this step's transaction: a handoff may call a model)."""
     conversation = Conversation.objects.get(pk=conversation_id)
     try:
         with transaction.atomic():
             turn = Turn.objects.create(conversation=conversation, user_message=message)
     except IntegrityError:
-        return None  # another runner took this message
+        return None, False  # another runner took this message
     Conversation.objects.filter(pk=conversation_id).update(turn_count=F("turn_count") + 1)
     if conversation.state in AI_SILENT_STATES:
         turn.status = Turn.Status.SKIPPED
         turn.finished_at = timezone.now()
         turn.save(update_fields=["status", "finished_at"])
-        return None
+        return None, False
     if conversation.turn_count + 1 > settings.CONVERSATION_MAX_TURNS:
         _turn_finish(turn, Turn.Status.FAILED, error_code="budget_exceeded")
-        handoff_request(
-            conversation_id=conversation_id,
-            trigger="too_many_turns",
-            reason="The conversation reached its turn budget.",
-        )
-        return None
+        return None, True
     flags = detect_injection(message.content)
     if flags:
         _flag_injection(conversation_id, "user", flags)
     turn.plan = {"intents": split_intents(message.content) or [message.content], "index": 0}
-    return turn
+    return turn, False
 
 
 async def run_turn(conversation_id: str, message: Message) -> None:
-    turn = await db(_turn_claim)(conversation_id, message)
+    turn, over_budget = await db(_turn_claim, atomic=True, flush=False, store_events=False)(
+        conversation_id, message
+    )
+    if over_budget:
+        await db(handoff_request)(
+            conversation_id=conversation_id,
+            trigger="too_many_turns",
+            reason="The conversation reached its turn budget.",
+        )
     if turn is None:
         return
     await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
@@ -520,7 +546,7 @@ def _history(conversation_id: str, agent: Agent, intent: str, upto_seq: int) -> 
 
 
 async def _run_intent(conversation_id: str, turn: Turn, intent: str) -> str:
-    setup, decision, messages = await db(_prepare_intent, atomic=True)(
+    setup, decision, messages = await db(_prepare_intent, atomic=True, store_events=False)(
         conversation_id, turn, intent
     )
     if decision.escalate:
@@ -609,7 +635,7 @@ async def _agent_loop(
         if not completion.tool_calls:
             text = completion.text.strip() or "I'm not sure how to help with that."
             # The reply goes out with the turn's end, in one publish.
-            await db(_reply, flush=False, atomic=True)(
+            await db(_reply, flush=False, atomic=True, store_events=False)(
                 conversation_id, turn, completion, text, agent
             )
             return "done"

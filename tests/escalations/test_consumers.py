@@ -218,8 +218,8 @@ class TurnSpy:
         self.changed = asyncio.Event()
         original = runtime.schedule_turns
 
-        def spy(conversation_id: str) -> None:
-            original(conversation_id)
+        def spy(conversation_id: str, *args: Any) -> None:
+            original(conversation_id, *args)
             self.started += 1
             self.changed.set()
 
