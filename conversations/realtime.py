@@ -18,9 +18,9 @@ from typing import Any
 from uuid import UUID
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
+from config.hub import publish
 from conversations.models import Message
 
 
@@ -53,11 +53,10 @@ def message_frame(message: Message) -> dict[str, Any]:
 
 
 async def send_frames(conversation_id: UUID | str, frames: list[dict[str, Any]]) -> None:
-    layer = get_channel_layer()
-    if layer is not None and frames:
+    if frames:
         group = conversation_group(conversation_id)
         # "group" tells each process's hub which sockets it is for (config.hub).
-        await layer.group_send(group, {"type": "chat.frames", "group": group, "frames": frames})
+        await publish(group, {"type": "chat.frames", "group": group, "frames": frames})
 
 
 async def send_frame(conversation_id: UUID | str, frame: dict[str, Any]) -> None:

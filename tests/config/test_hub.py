@@ -125,3 +125,44 @@ async def test_bursts_to_many_groups_on_redis_arrive_complete_and_in_order(redis
     for group, sink in sinks.items():
         assert sink.events == [(group, n) for n in range(30)]
         await hub.leave(group, sink)
+
+
+async def test_a_group_only_this_process_serves_skips_the_channel_layer(monkeypatch: Any) -> None:
+    from config import hub as hub_module
+
+    relay = hub_module.hub()
+    assert relay is not None
+    local = Sink()
+    await relay.join("conversation.local", local)
+
+    async def refuse(*args: Any) -> None:
+        raise AssertionError("went through the channel layer")
+
+    monkeypatch.setattr(relay.layer, "group_send", refuse)
+    await hub_module.publish(
+        "conversation.local", {"type": "x", "group": "conversation.local", "n": 1}
+    )
+    assert local.events == [("conversation.local", 1)]  # delivered before publish returned
+    # Nobody in the group at all: nothing to do.
+    await hub_module.publish("conversation.nobody", {"type": "x", "group": "conversation.nobody"})
+    monkeypatch.undo()
+    await relay.leave("conversation.local", local)
+
+
+async def test_a_group_with_another_process_goes_through_redis(redis_url: str) -> None:
+    """Another process's hub is in the group too: both get the event, through the layer."""
+    from config import hub as hub_module
+
+    relay = hub_module.hub()
+    assert relay is not None
+    elsewhere = Hub(relay.layer)  # stands in for another process's hub
+    here, there = Sink(), Sink()
+    await relay.join("conversation.shared", here)
+    await elsewhere.join("conversation.shared", there)
+    await hub_module.publish(
+        "conversation.shared", {"type": "x", "group": "conversation.shared", "n": 5}
+    )
+    await until(lambda: here.events and there.events)
+    assert here.events == there.events == [("conversation.shared", 5)]
+    await relay.leave("conversation.shared", here)
+    await elsewhere.leave("conversation.shared", there)
