@@ -152,6 +152,9 @@ class Work:
     message: Message | None = None
     interrupt: Interrupt | None = None
     tool_call: ToolCall | None = None
+    # A message's turn, claimed in the trip that found it, and its first intent prepared.
+    claimed: tuple[Turn | None, bool] | None = None
+    prepared: tuple[AgentSetup | None, Any, list[ChatMessage]] | None = None
 
 
 def next_work(conversation_id: str) -> Work | None:
@@ -193,7 +196,24 @@ def next_work(conversation_id: str) -> Work | None:
 
 def _acquire_with_work(conversation_id: str) -> tuple[str | None, Work | None]:
     token = _acquire(conversation_id)
-    return (token, next_work(conversation_id)) if token else (None, None)
+    if token is None:
+        return None, None
+    work = next_work(conversation_id)
+    if work is not None and work.kind == "message":
+        assert work.message is not None
+        # The common case in one trip to the ORM thread and one transaction: claim the turn
+        # and route its first intent (run_turn would otherwise make two more trips).
+        with transaction.atomic():
+            work.claimed = _turn_claim(conversation_id, work.message)
+        turn = work.claimed[0]
+        if turn is not None:
+            try:
+                with transaction.atomic():
+                    work.prepared = _prepare_intent(conversation_id, turn, turn.plan["intents"][0])
+            except Exception:
+                # Leave it to run_turn, whose failure handling tells the customer.
+                logger.warning("intent_prepare_deferred", exc_info=True)
+    return token, work
 
 
 def _release_then_look(conversation_id: str, token: str) -> bool:
@@ -213,7 +233,7 @@ async def process_conversation(conversation_id: str, outbox: Outbox | None = Non
     outbox = outbox or Outbox()
     context = _outbox.set(outbox)
     try:
-        token, work = await db(_acquire_with_work)(conversation_id)
+        token, work = await db(_acquire_with_work, flush=False, store_events=False)(conversation_id)
         while token is not None and work is not None:
             await _do(conversation_id, work)
             # Letting go and looking again is also the check for the next item: work that
@@ -222,7 +242,9 @@ async def process_conversation(conversation_id: str, outbox: Outbox | None = Non
             token = None
             if not more:
                 return
-            token, work = await db(_acquire_with_work)(conversation_id)
+            token, work = await db(_acquire_with_work, flush=False, store_events=False)(
+                conversation_id
+            )
         if token is not None:
             await db(_release)(conversation_id, token)
             token = None
@@ -249,7 +271,7 @@ def _events_store() -> None:
 async def _do(conversation_id: str, work: Work) -> None:
     if work.kind == "message":
         assert work.message is not None
-        await run_turn(conversation_id, work.message)
+        await run_turn(conversation_id, work.message, claimed=work.claimed, prepared=work.prepared)
     elif work.kind == "decided":
         assert work.interrupt is not None
         await resume_turn(conversation_id, work.interrupt)
@@ -286,10 +308,18 @@ def _turn_claim(conversation_id: str, message: Message) -> tuple[Turn | None, bo
     return turn, False
 
 
-async def run_turn(conversation_id: str, message: Message) -> None:
-    turn, over_budget = await db(_turn_claim, atomic=True, flush=False, store_events=False)(
-        conversation_id, message
-    )
+async def run_turn(
+    conversation_id: str,
+    message: Message,
+    *,
+    claimed: tuple[Turn | None, bool] | None = None,
+    prepared: tuple[AgentSetup | None, Any, list[ChatMessage]] | None = None,
+) -> None:
+    if claimed is None:
+        claimed = await db(_turn_claim, atomic=True, flush=False, store_events=False)(
+            conversation_id, message
+        )
+    turn, over_budget = claimed
     if over_budget:
         await db(handoff_request)(
             conversation_id=conversation_id,
@@ -304,7 +334,7 @@ async def run_turn(conversation_id: str, message: Message) -> None:
     error_code = ""
     try:
         async with asyncio.timeout(settings.TURN_TIMEOUT_SECONDS):
-            status = await _run_intents(conversation_id, turn)
+            status = await _run_intents(conversation_id, turn, prepared)
     except LLMError as exc:
         status, error_code = Turn.Status.FAILED, "backend_unavailable"
         await db(_backends_down)(conversation_id, turn, exc)
@@ -332,12 +362,18 @@ async def run_turn(conversation_id: str, message: Message) -> None:
     await _emit(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
 
 
-async def _run_intents(conversation_id: str, turn: Turn) -> str:
-    """Run the remaining intents in order; a write that waits pauses everything after it."""
+async def _run_intents(
+    conversation_id: str,
+    turn: Turn,
+    prepared: tuple[AgentSetup | None, Any, list[ChatMessage]] | None = None,
+) -> str:
+    """Run the remaining intents in order; a write that waits pauses everything after it.
+    ``prepared`` is the first intent's routing, when it was done already."""
     intents: list[str] = turn.plan["intents"]
     while turn.plan["index"] < len(intents):
         intent = intents[turn.plan["index"]]
-        outcome = await _run_intent(conversation_id, turn, intent)
+        outcome = await _run_intent(conversation_id, turn, intent, prepared)
+        prepared = None
         if outcome == "paused":
             await db(_pause)(conversation_id, turn)
             return Turn.Status.AWAITING_APPROVAL
@@ -545,10 +581,17 @@ def _history(conversation_id: str, agent: Agent, intent: str, upto_seq: int) -> 
     return messages
 
 
-async def _run_intent(conversation_id: str, turn: Turn, intent: str) -> str:
-    setup, decision, messages = await db(_prepare_intent, atomic=True, store_events=False)(
-        conversation_id, turn, intent
-    )
+async def _run_intent(
+    conversation_id: str,
+    turn: Turn,
+    intent: str,
+    prepared: tuple[AgentSetup | None, Any, list[ChatMessage]] | None = None,
+) -> str:
+    if prepared is None:
+        prepared = await db(_prepare_intent, atomic=True, store_events=False)(
+            conversation_id, turn, intent
+        )
+    setup, decision, messages = prepared
     if decision.escalate:
         await db(handoff_request)(
             conversation_id=conversation_id,

@@ -177,3 +177,24 @@ def test_the_cache_has_a_time_limit(settings: Any) -> None:
     assert versions.current(versions.AGENT_TOOLS) is not None
     assert _agents_queries() > 0
     assert _agents_queries() > 0
+
+
+async def test_routing_that_fails_in_the_claiming_trip_still_fails_the_turn_visibly(
+    conversation: Conversation, monkeypatch: Any
+) -> None:
+    """The first intent is routed in the trip that claims the turn; if routing breaks there,
+    the turn must still end as a failure the customer is told about, not vanish."""
+    await database_sync_to_async(agents_load)(text=template_text("ecommerce"))
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("routing broke")
+
+    monkeypatch.setattr(runtime, "_prepare_intent", broken)
+    ws, _ = await connect(conversation.pk, "visitor-a")
+    await ws.send_json_to({"type": "message", "client_id": "c1", "content": "hello there"})
+    frames = await frames_until(ws, turn_ended)
+    await ws.disconnect()
+    assert frames[-1]["status"] == "failed"
+    said = [f["content"] for f in frames if f["type"] == "message" and f["role"] == "system"]
+    assert said and "went wrong" in said[0]
+    assert await Turn.objects.filter(conversation=conversation).acount() == 1
