@@ -359,9 +359,11 @@ def main() -> None:
     base = f"ws://127.0.0.1:{port}"
     try:
         asyncio.run(echo_run(f"{base}/ws/echo/", args.conversations, 2))  # warm up
+        echo_before = cpu_snapshot(server.pid)
         echo_lat, echo_tput = asyncio.run(
             echo_run(f"{base}/ws/echo/", args.conversations, args.turns)
         )
+        echo_cpu = cpu_used(echo_before, cpu_snapshot(server.pid))
         cpu_before = cpu_snapshot(server.pid)
         chat_lat, chat_tput, bad = asyncio.run(
             chat_run(base, ids[: args.conversations], args.turns)
@@ -373,6 +375,12 @@ def main() -> None:
         print(
             "CPU per turn: "
             + ", ".join(f"{name} {ms / turns_done:.2f} ms" for name, ms in cpu.items())
+        )
+        echo_total = sum(echo_cpu.values()) / max(1, len(echo_lat))
+        print(
+            f"CPU per echo message, all processes: {echo_total:.2f} ms; per chat turn: "
+            f"{sum(cpu.values()) / turns_done:.2f} ms (0.25 x echo's throughput on this machine "
+            f"leaves a turn about {echo_total * 4:.2f} ms)"
         )
         if args.pace > 0:
             paced(args, base, ids[: args.conversations])
