@@ -19,7 +19,6 @@ saves memory per socket. Consumers therefore take no channel layer of their own
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -91,7 +90,25 @@ class Hub:
         task.cancel()
 
     async def _relay(self, channel: str) -> None:
-        renewed = time.monotonic()
+        renewal = asyncio.create_task(self._renew(channel))
+        try:
+            await self._receive_loop(channel)
+        finally:
+            renewal.cancel()
+
+    async def _renew(self, channel: str) -> None:
+        """Re-add the memberships on a timer: with frames delivered locally the receive loop
+        may see nothing for a day, and the layer would expire the groups meanwhile."""
+        while self.channel == channel:
+            await asyncio.sleep(REJOIN_SECONDS)
+            try:
+                async with self.lock:
+                    for group in list(self.groups):
+                        await self.layer.group_add(group, channel)
+            except Exception:
+                logger.exception("hub_renew_failed")
+
+    async def _receive_loop(self, channel: str) -> None:
         while self.channel == channel:
             try:
                 event = await self.layer.receive(channel)
@@ -105,11 +122,6 @@ class Hub:
                 await asyncio.sleep(1)
                 continue
             await self.deliver(event)
-            if time.monotonic() - renewed > REJOIN_SECONDS:
-                async with self.lock:
-                    for group in list(self.groups):
-                        await self.layer.group_add(group, channel)
-                renewed = time.monotonic()
 
     async def deliver(self, event: dict[str, Any]) -> None:
         group = event.get("group", "")

@@ -166,3 +166,20 @@ async def test_a_group_with_another_process_goes_through_redis(redis_url: str) -
     assert here.events == there.events == [("conversation.shared", 5)]
     await relay.leave("conversation.shared", here)
     await elsewhere.leave("conversation.shared", there)
+
+
+async def test_memberships_are_renewed_even_when_nothing_arrives(monkeypatch: Any) -> None:
+    """Frames delivered locally never pass the receive loop; the layer would expire the
+    group memberships after a day all the same, so they are renewed on a timer."""
+    from config import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "REJOIN_SECONDS", 0.05)
+    layer = InMemoryChannelLayer()
+    hub = Hub(layer)
+    sink = Sink()
+    await hub.join("g", sink)
+    assert hub.channel is not None
+    first = layer.groups["g"][hub.channel]
+    await asyncio.sleep(0.2)
+    assert layer.groups["g"][hub.channel] > first
+    await hub.leave("g", sink)
