@@ -19,6 +19,7 @@ saves memory per socket. Consumers therefore take no channel layer of their own
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -34,6 +35,11 @@ NO_LAYER = "none: sockets receive through config.hub"
 REJOIN_SECONDS = 600.0
 
 T = TypeVar("T")
+
+
+def encode_frame(frame: dict[str, Any]) -> str:
+    """A frame as sent on every socket: compact JSON."""
+    return json.dumps(frame, separators=(",", ":"))
 
 
 class Encoded:

@@ -3,7 +3,6 @@ checks frames and access, then calls services; turns run in ``conversations.agen
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import structlog
@@ -12,7 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from config.errors import ApplicationError, ErrorCode
-from config.hub import NO_LAYER, Encoded, hub
+from config.hub import NO_LAYER, Encoded, encode_frame, hub
 from config.logging import bind_ws_context
 from conversations import protocol
 from conversations.realtime import conversation_group
@@ -106,10 +105,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_FLOODING)
 
     async def send_json(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=_encode(frame))
+        await self.send(text_data=encode_frame(frame))
 
     async def relay(self, group: str, event: dict[str, Any], encoded: Encoded) -> None:
-        texts = encoded.get("chat", lambda: [_encode(frame) for frame in event["frames"]])
+        texts = encoded.get("chat", lambda: [encode_frame(frame) for frame in event["frames"]])
         if self.held is not None:
             self.held.extend(texts)
             return
@@ -120,7 +119,3 @@ class ChatConsumer(AsyncWebsocketConsumer):
         while self.held:
             await self.send(text_data=self.held.pop(0))
         self.held = None
-
-
-def _encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"))

@@ -4,7 +4,6 @@ checked and handled in ``escalations.protocol``."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import structlog
@@ -13,7 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import User
 
 from config.errors import ApplicationError
-from config.hub import NO_LAYER, Encoded, hub
+from config.hub import NO_LAYER, Encoded, encode_frame, hub
 from config.logging import bind_ws_context
 from conversations.realtime import conversation_group
 from escalations import protocol
@@ -57,14 +56,14 @@ class EscalationQueueConsumer(AsyncWebsocketConsumer):
 
     async def relay(self, group: str, event: dict[str, Any], encoded: Encoded) -> None:
         if group == STAFF_GROUP:
-            texts = [encoded.get("staff", lambda: _encode(event["frame"]))]
+            texts = [encoded.get("staff", lambda: encode_frame(event["frame"]))]
         elif self.watching is not None and group == conversation_group(self.watching):
             # The watched conversation's chat frames, wrapped: the same text for every watcher.
             watched = self.watching
             texts = encoded.get(
                 "watched",
                 lambda: [
-                    _encode({"type": "chat", "conversation_id": watched, "frame": frame})
+                    encode_frame({"type": "chat", "conversation_id": watched, "frame": frame})
                     for frame in event["frames"]
                 ],
             )
@@ -101,8 +100,4 @@ class EscalationQueueConsumer(AsyncWebsocketConsumer):
             )
 
     async def send_json(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=_encode(frame))
-
-
-def _encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"))
+        await self.send(text_data=encode_frame(frame))

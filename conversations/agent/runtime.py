@@ -146,6 +146,13 @@ def _release(conversation_id: str, token: str) -> None:
         cache.delete(key)
 
 
+# A message's turn (None: taken by another runner, or the AI stays silent) and whether the
+# conversation ran out of turns.
+type Claim = tuple[Turn | None, bool]
+# The routing of an intent: the chosen agent, the router's decision, the model's messages.
+type Prepared = tuple[AgentSetup | None, Any, list[ChatMessage]]
+
+
 @dataclass
 class Work:
     kind: str  # "message", "decided", "recover"
@@ -153,8 +160,8 @@ class Work:
     interrupt: Interrupt | None = None
     tool_call: ToolCall | None = None
     # A message's turn, claimed in the trip that found it, and its first intent prepared.
-    claimed: tuple[Turn | None, bool] | None = None
-    prepared: tuple[AgentSetup | None, Any, list[ChatMessage]] | None = None
+    claimed: Claim | None = None
+    prepared: Prepared | None = None
 
 
 def next_work(conversation_id: str) -> Work | None:
@@ -209,7 +216,13 @@ def _acquire_with_work(conversation_id: str) -> tuple[str | None, Work | None]:
         if turn is not None:
             try:
                 with transaction.atomic():
-                    work.prepared = _prepare_intent(conversation_id, turn, turn.plan["intents"][0])
+                    # The claim has just read the conversation: route with its context.
+                    work.prepared = _prepare_intent(
+                        conversation_id,
+                        turn,
+                        turn.plan["intents"][0],
+                        turn.conversation.context,
+                    )
             except Exception:
                 # Leave it to run_turn, whose failure handling tells the customer.
                 logger.warning("intent_prepare_deferred", exc_info=True)
@@ -282,7 +295,7 @@ async def _do(conversation_id: str, work: Work) -> None:
 # --- Turns -----------------------------------------------------------------------------------
 
 
-def _turn_claim(conversation_id: str, message: Message) -> tuple[Turn | None, bool]:
+def _turn_claim(conversation_id: str, message: Message) -> Claim:
     """The turn for ``message``, or ``None`` when another runner took it or the AI must stay
     silent; the flag says the conversation ran out of turns (the caller hands it over, outside
     this step's transaction: a handoff may call a model)."""
@@ -312,8 +325,8 @@ async def run_turn(
     conversation_id: str,
     message: Message,
     *,
-    claimed: tuple[Turn | None, bool] | None = None,
-    prepared: tuple[AgentSetup | None, Any, list[ChatMessage]] | None = None,
+    claimed: Claim | None = None,
+    prepared: Prepared | None = None,
 ) -> None:
     if claimed is None:
         claimed = await db(_turn_claim, atomic=True, flush=False, store_events=False)(
@@ -365,7 +378,7 @@ async def run_turn(
 async def _run_intents(
     conversation_id: str,
     turn: Turn,
-    prepared: tuple[AgentSetup | None, Any, list[ChatMessage]] | None = None,
+    prepared: Prepared | None = None,
 ) -> str:
     """Run the remaining intents in order; a write that waits pauses everything after it.
     ``prepared`` is the first intent's routing, when it was done already."""
@@ -530,9 +543,14 @@ def _setup(agent: Agent) -> AgentSetup:
     return AgentSetup(agent, [tool_spec(op) for op in operations.values()], operations)
 
 
-def _route(conversation_id: str, text: str) -> tuple[AgentSetup | None, Any]:
+def _route(
+    conversation_id: str, text: str, context: dict[str, Any] | None = None
+) -> tuple[AgentSetup | None, Any]:
     setups = _agents()
-    context = Conversation.objects.filter(pk=conversation_id).values_list("context", flat=True)[0]
+    if context is None:
+        context = Conversation.objects.filter(pk=conversation_id).values_list("context", flat=True)[
+            0
+        ]
     profiles = [
         AgentProfile(
             name=s.agent.slug,
@@ -585,7 +603,7 @@ async def _run_intent(
     conversation_id: str,
     turn: Turn,
     intent: str,
-    prepared: tuple[AgentSetup | None, Any, list[ChatMessage]] | None = None,
+    prepared: Prepared | None = None,
 ) -> str:
     if prepared is None:
         prepared = await db(_prepare_intent, atomic=True, store_events=False)(
@@ -608,10 +626,11 @@ async def _run_intent(
 
 
 def _prepare_intent(
-    conversation_id: str, turn: Turn, intent: str
-) -> tuple[AgentSetup | None, Any, list[ChatMessage]]:
-    """Route, record the choice and build the model's messages: one trip to the database."""
-    setup, decision = _route(conversation_id, intent)
+    conversation_id: str, turn: Turn, intent: str, context: dict[str, Any] | None = None
+) -> Prepared:
+    """Route, record the choice and build the model's messages: one trip to the database.
+    ``context`` is the conversation's, when the caller has just read it."""
+    setup, decision = _route(conversation_id, intent, context)
     if setup is None or decision.escalate or decision.clarification:
         return setup, decision, []
     _select_agent(conversation_id, turn, setup.agent, decision)
@@ -736,14 +755,13 @@ async def _stream_completion(
                     held, last_sent = [], now
             elif isinstance(event, Done):
                 completion = event.completion
+    except LLMError as exc:
+        await db(_model_event)(conversation_id, turn, None, exc, time.perf_counter() - started)
+        raise
+    finally:
         if held:
             # The rest goes out with whatever the turn publishes next.
             await _emit(conversation_id, _token_frame(turn, held), flush=False)
-    except LLMError as exc:
-        if held:
-            await _emit(conversation_id, _token_frame(turn, held), flush=False)
-        await db(_model_event)(conversation_id, turn, None, exc, time.perf_counter() - started)
-        raise
     assert completion is not None, "a stream always ends with Done"
     return completion
 

@@ -21,6 +21,19 @@ class Sink:
         self.events.append((group, encoded.get("n", lambda: event["n"])))
 
 
+def event(group: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "x", "group": group, **fields}
+
+
+async def joined(group: str, *sinks: Sink) -> tuple[InMemoryChannelLayer, Hub]:
+    """A hub on its own in-memory layer, with ``sinks`` in ``group``."""
+    layer = InMemoryChannelLayer()
+    hub = Hub(layer)
+    for sink in sinks:
+        await hub.join(group, sink)
+    return layer, hub
+
+
 async def until(predicate: Any, within: float = 5.0) -> None:
     async with asyncio.timeout(within):
         while not predicate():  # noqa: ASYNC110  (a plain predicate over test sinks)
@@ -73,12 +86,9 @@ async def test_one_channel_message_per_process_and_one_encoding_per_event() -> N
 
 
 async def test_a_failing_socket_does_not_starve_the_others() -> None:
-    layer = InMemoryChannelLayer()
-    hub = Hub(layer)
     broken, fine = Sink(fail=True), Sink()
-    await hub.join("g", broken)
-    await hub.join("g", fine)
-    await layer.group_send("g", {"type": "x", "group": "g", "n": 7})
+    layer, hub = await joined("g", broken, fine)
+    await layer.group_send("g", event("g", n=7))
     await until(lambda: fine.events)
     assert fine.events == [("g", 7)]
     await hub.leave("g", broken)
@@ -86,10 +96,8 @@ async def test_a_failing_socket_does_not_starve_the_others() -> None:
 
 
 async def test_the_last_socket_out_leaves_the_group_and_stops_receiving() -> None:
-    layer = InMemoryChannelLayer()
-    hub = Hub(layer)
     sink = Sink()
-    await hub.join("g", sink)
+    layer, hub = await joined("g", sink)
     task = hub.task
     assert task is not None
     await hub.leave("g", sink)
@@ -102,7 +110,7 @@ async def test_the_last_socket_out_leaves_the_group_and_stops_receiving() -> Non
     await hub.leave("g", sink)
     # And joining again starts a new relay.
     await hub.join("g", sink)
-    await layer.group_send("g", {"type": "x", "group": "g", "n": 2})
+    await layer.group_send("g", event("g", n=2))
     await until(lambda: sink.events)
     assert sink.events == [("g", 2)]
     await hub.leave("g", sink)
