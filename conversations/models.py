@@ -47,6 +47,13 @@ class Agent(models.Model):
         return self.name
 
 
+class IdentitySource(models.TextChoices):
+    ANONYMOUS = "", "Anonymous"
+    SIGNED = "signed", "Signed identity from the business's site"
+    API = "api", "Asserted by a program (API)"
+    VERIFICATION = "verification", "Verified in the chat"
+
+
 class Conversation(models.Model):
     class State(models.TextChoices):
         AI_ACTIVE = "ai_active", "AI active"
@@ -75,12 +82,25 @@ class Conversation(models.Model):
     turn_count = models.PositiveIntegerField(default=0)
     reopen_count = models.PositiveIntegerField(default=0)
     title = models.CharField(max_length=200, blank=True)
+    # Who the customer is (SPEC §3): anonymous until a signed identity from the business's
+    # site, a program (API), or a verification operation inside the chat says otherwise.
+    identity_source = models.CharField(
+        max_length=20, choices=IdentitySource.choices, default=IdentitySource.ANONYMOUS, blank=True
+    )
+    customer_id = models.CharField(max_length=200, blank=True)
+    customer_email = models.EmailField(max_length=254, blank=True)
+    customer_name = models.CharField(max_length=200, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["state", "updated_at"])]
+
+    @property
+    def is_verified(self) -> bool:
+        return self.identity_source != IdentitySource.ANONYMOUS and self.verified_at is not None
 
     def __str__(self) -> str:
         return self.title or f"Conversation {str(self.id)[:8]}"
@@ -267,6 +287,8 @@ class Interrupt(models.Model):
     summary = models.TextField()
     approver = models.CharField(max_length=5, choices=Approver.choices)
     policy_reason = models.CharField(max_length=200, blank=True)
+    # The operation's approval rule that decided the approver, as it stood when this opened.
+    approval_rule = models.JSONField(default=dict, blank=True)
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
     )

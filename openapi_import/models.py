@@ -16,6 +16,14 @@ class Approval(models.TextChoices):
     STAFF = "staff", "Staff approve"
 
 
+class IdentityRole(models.TextChoices):
+    """How an operation takes part in verifying the customer inside the chat (SPEC §3)."""
+
+    NONE = "", "None"
+    VERIFY_START = "verify_start", "Starts verification (sends a one-time code)"
+    VERIFY_CONFIRM = "verify_confirm", "Confirms verification (its result names the customer)"
+
+
 class ApiSpec(models.Model):
     """One business API, kept across re-imports of new versions of its spec."""
 
@@ -147,6 +155,25 @@ class Operation(models.Model):
     approval = models.CharField(max_length=8, choices=Approval.choices)
     agent_group = models.CharField(max_length=50, blank=True)
     customer_parameters = models.JSONField(default=list, blank=True)
+    # Parameter property (or "header:<Name>") -> identity claim ("customer.id", "customer.email",
+    # "customer.name"). Bound parameters are filled from the verified identity, never by the
+    # model, and are left out of the tool schema it sees.
+    identity_bindings = models.JSONField(default=dict, blank=True)
+    suggested_identity_bindings = models.JSONField(default=dict, blank=True)
+    # Reads personal data: unavailable until the customer is verified (writes always are).
+    personal_data = models.BooleanField(default=False)
+    identity_role = models.CharField(
+        max_length=20, choices=IdentityRole.choices, default=IdentityRole.NONE, blank=True
+    )
+    # Approval that depends on an argument: [{"argument": "amount", "op": ">", "value": 50,
+    # "approver": "staff"}]; the first matching rule wins over ``approval``.
+    approval_rules = models.JSONField(default=list, blank=True)
+    # Property -> how it goes on the wire: {"style", "explode", "allowReserved",
+    # "collectionFormat"} for parameters; "body" -> {"encoding": {...}} for form bodies.
+    parameter_serialization = models.JSONField(default=dict, blank=True)
+    # Properties that carry credentials: never filled by the model, only from the spec's
+    # upstream credentials.
+    credential_parameters = models.JSONField(default=list, blank=True)
     suggested_access_type = models.CharField(max_length=12, choices=AccessType.choices)
     suggested_approval = models.CharField(max_length=8, choices=Approval.choices)
     confidence = models.FloatField(default=0.0)
