@@ -49,3 +49,27 @@ async def frames_until(
 
 def turn_ended(frame: dict[str, Any]) -> bool:
     return frame["type"] == "turn_end"
+
+
+def verify_customer(
+    conversation_id: object,
+    *,
+    email: str = "ana@example.com",
+    customer_id: str = "",
+    name: str = "",
+    source: str = "signed",
+) -> None:
+    """Mark a conversation's customer as verified (as a signed identity would), for tests that
+    exercise actions rather than verification itself. Sync: wrap in ``sync_to_async`` in
+    async tests."""
+    from django.utils import timezone
+
+    from conversations.models import Conversation
+
+    Conversation.objects.filter(pk=conversation_id).update(
+        identity_source=source,
+        customer_id=customer_id or email,
+        customer_email=email,
+        customer_name=name,
+        verified_at=timezone.now(),
+    )
