@@ -28,7 +28,7 @@ class ImportForm(forms.Form):
         required=False,
         label="Update spec",
         help_text="Re-import a new version into this spec (keeps staff overrides). "
-        "Empty: matched by URL or title, or a new spec.",
+        "Empty: the spec imported from the same URL, otherwise a new spec.",
     )
 
     def clean(self) -> dict[str, Any]:

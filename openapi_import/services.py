@@ -239,15 +239,18 @@ def _absolute(server: str, source_url: str) -> str:
 
 
 def _spec_for(job: ImportJob, parsed: ParsedSpec) -> ApiSpec:
-    """The spec this import updates (locked against a concurrent re-import), or a new one."""
+    """The spec this import updates (locked against a concurrent re-import), or a new one.
+
+    Only an explicit choice (``target_spec``) or the same source URL selects an existing spec.
+    Never the title: five different "Swagger Petstore" files are five specs, and merging them
+    would retire each other's operations as removed.
+    """
     specs = ApiSpec.objects.select_for_update()
     spec = None
     if job.target_spec_id:
         spec = specs.filter(pk=job.target_spec_id).first()
     if spec is None and job.source_url:
         spec = specs.filter(source_url=job.source_url).order_by("pk").first()
-    if spec is None and parsed.title:
-        spec = specs.filter(title=parsed.title[:200]).order_by("pk").first()
     if spec is None:
         spec = ApiSpec(title=parsed.title[:200] or "Untitled API")
     spec.version = parsed.version[:100]
@@ -307,6 +310,7 @@ def _store_operations(
     ones; returns the operation ids added, changed, removed and unchanged."""
     now = timezone.now()
     existing = {op.operation_id: op for op in spec.operations.all()}
+    renamed = _renamed_operations(existing, classified)
     diff: dict[str, list[str]] = {"added": [], "changed": [], "removed": [], "unchanged": []}
     to_create: list[Operation] = []
     to_update: list[Operation] = []
@@ -315,6 +319,13 @@ def _store_operations(
         seen.add(parsed.operation_id)
         values = _spec_values(parsed, spec.source_url)
         operation = existing.get(parsed.operation_id)
+        if operation is None and parsed.operation_id in renamed:
+            # Same method and path under a new operationId: the same operation, renamed. It
+            # keeps its staff overrides, enabled and review state; the rename is a change.
+            operation = renamed[parsed.operation_id]
+            seen.add(operation.operation_id)
+            operation.operation_id = parsed.operation_id
+            operation.fingerprint = ""  # counted as changed below
         if operation is None:
             operation = Operation(spec=spec, operation_id=parsed.operation_id, **values)
             _apply_classification(operation, classification, keep=set())
@@ -356,10 +367,38 @@ def _store_operations(
             "removed_at",
             "review_state",
             "updated_at",
+            "operation_id",
         ],
         batch_size=500,
     )
     return diff
+
+
+def _renamed_operations(
+    existing: dict[str, Operation], classified: list[tuple[ParsedOperation, Classification]]
+) -> dict[str, Operation]:
+    """New operationId -> the stored operation it renames (same method and path).
+
+    Matching is by operationId first; only stored operations whose id is gone from the new spec
+    and parsed ones whose id is new are paired, and only when (method, path) is unambiguous.
+    """
+    parsed_ids = {parsed.operation_id for parsed, _ in classified}
+    orphans: dict[tuple[str, str], list[Operation]] = {}
+    for operation_id, operation in existing.items():
+        if operation_id not in parsed_ids:
+            key = (operation.method.lower(), operation.path)
+            orphans.setdefault(key, []).append(operation)
+    newcomers: dict[tuple[str, str], list[str]] = {}
+    for parsed, _ in classified:
+        if parsed.operation_id not in existing:
+            key = (parsed.method.lower(), parsed.path[:1000])
+            newcomers.setdefault(key, []).append(parsed.operation_id)
+    renamed: dict[str, Operation] = {}
+    for key, new_ids in newcomers.items():
+        old = orphans.get(key, [])
+        if len(new_ids) == 1 and len(old) == 1:
+            renamed[new_ids[0]] = old[0]
+    return renamed
 
 
 def _report(

@@ -104,6 +104,7 @@ def test_reimport_reports_diff_and_keeps_staff_overrides(run_import: Run, superv
                 order_summary="Get one order with its items",
             )
         ),
+        target_spec=spec,
     )
     assert second.status == "done", second.error_message
     assert second.spec == spec
@@ -228,3 +229,42 @@ def test_import_queries_do_not_grow_per_operation(
         job = run_import(source="text", content=as_json(shop_spec(extra_paths=many)))
     assert job.status == "done" and job.report["operations"] == 203
     assert connection.vendor in ("sqlite", "postgresql")
+
+
+def test_same_title_without_an_explicit_spec_creates_a_new_spec(run_import: Run) -> None:
+    """Two different documents both titled "Test Shop" never merge (issue 13 item 11)."""
+    first = run_import(source="text", content=as_json(shop_spec()))
+    other = shop_spec(drop=("/orders/{number}/refunds", "/orders/{number}/cancel"))
+    second = run_import(source="text", content=as_json(other))
+    assert second.status == "done", second.error_message
+    assert second.spec != first.spec
+    assert ApiSpec.objects.filter(title="Test Shop").count() == 2
+    # Nothing of the first spec was retired as "removed" by the unrelated second file.
+    assert second.report["diff"]["removed"] == []
+    assert not Operation.objects.filter(spec=first.spec, removed_at__isnull=False).exists()
+
+
+def test_reimport_keeps_overrides_of_an_operation_whose_id_was_renamed(
+    run_import: Run, supervisor: User
+) -> None:
+    """Same method and path under a new operationId is the same operation (issue 13 item 11)."""
+    first = run_import(source="text", content=as_json(shop_spec()))
+    spec = first.spec
+    assert spec is not None
+    cancel = spec.operations.get(operation_id="cancelOrder")
+    operation_update(operation=cancel, user=supervisor, approval="staff", agent_group="vip")
+    operations_bulk_update(operations=spec.operations.all(), action="review", user=supervisor)
+    operations_bulk_update(operations=spec.operations.all(), action="enable", user=supervisor)
+
+    renamed = shop_spec()
+    renamed["paths"]["/orders/{number}/cancel"]["post"]["operationId"] = "orderCancel"
+    second = run_import(source="text", content=as_json(renamed), target_spec=spec)
+    assert second.status == "done", second.error_message
+    assert second.report["diff"]["added"] == []
+    assert second.report["diff"]["removed"] == []
+    assert second.report["diff"]["changed"] == ["orderCancel"]
+    cancel.refresh_from_db()
+    assert cancel.operation_id == "orderCancel"
+    assert (cancel.approval, cancel.agent_group, cancel.enabled) == ("staff", "vip", True)
+    assert cancel.removed_at is None and cancel.review_state == "changed"
+    assert spec.operations.count() == 3
