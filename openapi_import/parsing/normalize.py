@@ -195,37 +195,61 @@ class _Parser:
         )
 
     def _scan_external_refs(self) -> None:
-        """List every external ``$ref`` up front (also in responses), so the report is complete.
+        """List every external ``$ref`` up front (also in responses), so the report is complete,
+        and refuse malformed or dangling internal ones, naming where they are.
 
         Values of data keywords (examples, defaults, enums, consts) are skipped: a ``$ref`` key
         inside an example payload is data (the GitHub SCIM examples have some). Children of
         name maps (``properties``, ``responses``...) are always walked: a property or a
-        response may be *named* ``default`` or ``example``.
+        response may be *named* ``default`` or ``example`` (or ``$ref``).
         """
-        stack: list[tuple[Any, bool]] = [(self.doc, False)]
+        # Each entry: node, is it a name map, and its place as a linked list (parent, key) so a
+        # pointer is only built for the rare bad reference.
+        stack: list[tuple[Any, bool, _Place | None]] = [(self.doc, False, None)]
         found: list[str] = []
+        bad: list[str] = []
         seen: set[int] = set()
         while stack:
-            node, is_name_map = stack.pop()
+            node, is_name_map, place = stack.pop()
             if id(node) in seen:  # shared sub-trees (documents built in Python)
                 continue
             seen.add(id(node))
             if isinstance(node, list):
-                stack.extend((item, False) for item in reversed(node))
+                stack.extend(
+                    (item, False, (place, str(i))) for i, item in reversed(list(enumerate(node)))
+                )
                 continue
             if not isinstance(node, dict):
                 continue
-            ref = node.get("$ref")
-            if isinstance(ref, str) and not is_internal_ref(ref):
-                found.append(ref)
+            if not is_name_map and "$ref" in node:
+                ref = node["$ref"]
+                if isinstance(ref, str) and ref and not is_internal_ref(ref):
+                    found.append(ref)
+                else:
+                    problem = self._bad_ref(ref)
+                    if problem and len(bad) < 10:
+                        bad.append(f"{problem} at {_pointer(place)}")
             for key, value in reversed(node.items()):
                 if not isinstance(value, dict | list):
                     continue
                 if not is_name_map and (key in _DATA_KEYWORDS or key.startswith("x-")):
                     continue
-                stack.append((value, not is_name_map and key in _NAME_MAPS))
+                stack.append((value, not is_name_map and key in _NAME_MAPS, (place, str(key))))
+        if bad:
+            raise SpecError("invalid $ref: " + "; ".join(bad))
         for ref in found:
             self.report.add_unresolved(ref)
+
+    def _bad_ref(self, ref: Any) -> str:
+        """Why an internal ``$ref`` value cannot be used, or "" when it resolves."""
+        if not isinstance(ref, str):
+            return f"$ref must be a string, not {json.dumps(ref)[:60]}"
+        if not ref:
+            return "$ref is empty"
+        found, _ = self.resolver.lookup(ref)
+        if found or _resolves_locally(ref):
+            return ""
+        return f"$ref {ref!r} points at nothing in the document"
 
     def _collect_all(self) -> list[_RawOperation]:
         raw: list[_RawOperation] = []
@@ -624,6 +648,25 @@ class _Parser:
             if isinstance(resolved, dict) and resolved.get("links"):
                 self.report.add_unsupported("links")
                 return
+
+
+# Where a node sits in the document: (parent place, key), root is None.
+_Place = tuple[Any, str]
+
+
+def _pointer(place: _Place | None) -> str:
+    """The JSON pointer (as a URI fragment) of a place, e.g. ``#/paths/~1pets/get``."""
+    keys: list[str] = []
+    while place is not None:
+        place, key = place
+        keys.append(key.replace("~", "~0").replace("/", "~1"))
+    return "#/" + "/".join(reversed(keys)) if keys else "#"
+
+
+def _resolves_locally(ref: str) -> bool:
+    """``#/$defs/X`` written inside a component may mean that schema's own ``$defs`` (see
+    ``SchemaNormalizer._local_def``, which warns when it is not there either)."""
+    return ref.startswith(("#/$defs/", "#/definitions/"))
 
 
 def _detect_version(doc: dict[str, Any]) -> tuple[str, str]:

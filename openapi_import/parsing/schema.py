@@ -54,7 +54,6 @@ _DROPPED_KEYS = frozenset(
         "example",
         "examples",
         "externalDocs",
-        "discriminator",
         "$schema",
         "$id",
         "$anchor",
@@ -279,10 +278,13 @@ class SchemaNormalizer:
         siblings = {k: v for k, v in node.items() if k != "$ref"}
         if not siblings or not isinstance(target, dict):
             return target
-        # Siblings of $ref (3.1 semantics; common in 3.0 too) refine the target: description,
-        # nullable, readOnly... They are normalised like a schema of their own, then overlaid.
+        # Siblings of $ref (3.1: the ref and its siblings both apply, an allOf; common in 3.0
+        # too, where we apply them the same way rather than ignore them). Annotations
+        # (description, title...) and keywords the target lacks are overlaid; `required` lists
+        # are united; any other keyword present on both sides becomes `allOf: [target, those]`
+        # so the target's constraints (its `required`, its properties) are never overwritten.
         extra = self._keywords(siblings, depth)
-        merged = {**target, **extra}
+        merged = _merge_siblings(target, extra)
         if siblings.get("nullable") is True:
             return _nullable(merged)
         return merged
@@ -366,6 +368,28 @@ class SchemaNormalizer:
                     if key in defs:
                         return defs[key]
         return None
+
+
+_ANNOTATIONS = frozenset(
+    {"title", "description", "default", "deprecated", "readOnly", "writeOnly", "format"}
+)
+
+
+def _merge_siblings(target: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``$ref`` target refined by its siblings without losing what the target requires."""
+    merged = dict(target)  # target may be a memoised tree: never mutate it
+    conflicts: dict[str, Any] = {}
+    for key, value in extra.items():
+        if key not in target or key in _ANNOTATIONS:
+            merged[key] = value
+        elif key == "required" and isinstance(value, list) and isinstance(target[key], list):
+            merged[key] = list(dict.fromkeys([*target[key], *value]))
+        elif target[key] != value:
+            conflicts[key] = value
+    if not conflicts:
+        return merged
+    outer = {k: merged.pop(k) for k in ("title", "description") if k in merged}
+    return {**outer, "allOf": [merged, conflicts]}
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:

@@ -931,6 +931,7 @@ def test_noise_is_dropped_but_descriptions_kept() -> None:
     assert schema == {
         "type": "object",
         "description": "keep me",
+        "discriminator": {"propertyName": "kind"},
         "properties": {"a": {"type": "string", "title": "A", "format": "email"}},
     }
 
@@ -995,7 +996,6 @@ def test_json_pointer_escapes_and_percent_encoding() -> None:
                 "tilde": {"$ref": "#/components/schemas/c~0d"},
                 "space": {"$ref": "#/components/schemas/with%20space"},
                 "list": {"$ref": "#/components/schemas/Tuple/prefixItems/1"},
-                "missing": {"$ref": "#/components/schemas/Nope"},
             },
         },
         schemas={
@@ -1010,7 +1010,6 @@ def test_json_pointer_escapes_and_percent_encoding() -> None:
         "tilde": {"type": "integer"},
         "space": {"type": "boolean"},
         "list": {"type": "number"},
-        "missing": {"description": "Unresolvable reference: #/components/schemas/Nope"},
     }
 
 
@@ -1185,6 +1184,108 @@ def test_ref_siblings_refine_the_target() -> None:
         "enum": ["open", "done"],
         "description": "Order status",
     }
+
+
+PET_3_1 = {
+    "type": "object",
+    "required": ["name", "photoUrls"],
+    "properties": {
+        "id": {"type": "integer", "format": "int64"},
+        "name": {"type": "string"},
+        "photoUrls": {"type": "array", "items": {"type": "string"}},
+        "status": {"type": "string", "enum": ["available", "pending", "sold"]},
+    },
+}
+
+
+def test_ref_siblings_are_all_of_the_target_and_keep_its_required() -> None:
+    """Petstore 3.1 style: siblings with their own `required` must not drop the target's
+    (issue 13 item 13)."""
+    import jsonschema
+
+    schema = _body_schema_of(
+        {
+            "$ref": "#/components/schemas/Pet",
+            "description": "Pet to add",
+            "required": ["status"],
+            "properties": {"status": {"type": "string", "enum": ["available"]}},
+        },
+        schemas={"Pet": PET_3_1},
+        version="3.1.0",
+    )
+    assert schema["description"] == "Pet to add"
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid({"name": "Rex", "photoUrls": [], "status": "available"})
+    assert not validator.is_valid({"status": "available"})  # name, photoUrls still required
+    assert not validator.is_valid({"name": "Rex", "photoUrls": []})  # and status too
+    assert not validator.is_valid({"name": "Rex", "photoUrls": [], "status": "sold"})
+
+
+def test_ref_sibling_required_is_united_with_the_target() -> None:
+    schema = _body_schema_of(
+        {"$ref": "#/components/schemas/Pet", "required": ["id"]},
+        schemas={"Pet": PET_3_1},
+        version="3.1.0",
+    )
+    assert schema["required"] == ["name", "photoUrls", "id"]
+    assert set(schema["properties"]) == {"id", "name", "photoUrls", "status"}
+
+
+def test_discriminator_mapping_is_kept() -> None:
+    discriminator = {
+        "propertyName": "petType",
+        "mapping": {"cat": "#/components/schemas/Cat", "dog": "#/components/schemas/Dog"},
+    }
+    schema = _body_schema_of(
+        {"$ref": "#/components/schemas/Pet"},
+        schemas={
+            "Pet": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/Cat"},
+                    {"$ref": "#/components/schemas/Dog"},
+                ],
+                "discriminator": discriminator,
+            },
+            "Cat": {"type": "object", "properties": {"petType": {"const": "cat"}}},
+            "Dog": {"type": "object", "properties": {"petType": {"const": "dog"}}},
+        },
+    )
+    assert schema["discriminator"] == discriminator
+    assert len(schema["oneOf"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        (None, "$ref must be a string, not null"),
+        (7, "$ref must be a string, not 7"),
+        ({"a": 1}, "$ref must be a string"),
+        ("", "$ref is empty"),
+        ("#/nonexistent", "$ref '#/nonexistent' points at nothing in the document"),
+        ("#/components/schemas/Nope", "'#/components/schemas/Nope' points at nothing"),
+    ],
+)
+def test_malformed_refs_fail_with_a_clear_error_naming_the_location(ref: Any, message: str) -> None:
+    """Not a silent `{}` (issue 13 item 13)."""
+    doc = oas3(
+        {
+            "/pets": {
+                "post": {
+                    "requestBody": json_body(
+                        {"type": "object", "properties": {"tag": {"$ref": ref}}}
+                    ),
+                    "responses": {},
+                }
+            }
+        }
+    )
+    with pytest.raises(SpecError) as caught:
+        parse_document(doc)
+    assert message in caught.value.message
+    assert (
+        "at #/paths/~1pets/post/requestBody/content/application~1json/schema/properties/tag"
+        in caught.value.message
+    )
 
 
 def test_reference_depth_budget_truncates_with_a_warning() -> None:
