@@ -11,6 +11,9 @@ _IBAN = re.compile(r"\b([A-Z]{2}\d{2})(?:[ ]?[A-Z0-9]){11,30}\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 # International or grouped national numbers; a bare short number (an order number) is not one.
 _PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(?\d{2,4}\)?[ .-]?){2,4}\d{2,4}(?!\w)")
+# A dotted-quad IPv4 address (10.0.0.1, 192.168.1.20:8080) is not a phone number.
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -44,7 +47,21 @@ def mask_text(text: str) -> str:
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     text = _IBAN.sub(lambda m: f"{m.group(1)}[iban]", text)
     text = _CARD.sub(_card, text)
-    return _PHONE.sub(_phone, text)
+    return _mask_phones(text)
+
+
+def _mask_phones(text: str) -> str:
+    """Phones masked everywhere except inside IPv4 addresses, which stay readable in logs."""
+    if "." not in text:
+        return _PHONE.sub(_phone, text)
+    parts: list[str] = []
+    last = 0
+    for match in _IPV4.finditer(text):
+        parts.append(_PHONE.sub(_phone, text[last : match.start()]))
+        parts.append(match.group(0))
+        last = match.end()
+    parts.append(_PHONE.sub(_phone, text[last:]))
+    return "".join(parts)
 
 
 def mask(value: Any) -> Any:

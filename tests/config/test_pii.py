@@ -18,6 +18,12 @@ from config.pii import luhn_valid, mask, mask_text
         ("call (030) 1234-5678", "call [phone]"),
         ("order 1042 total 59.90", "order 1042 total 59.90"),
         ("year 2026, order #104211", "year 2026, order #104211"),
+        # IP addresses are not phone numbers (issue 13 item 16); phones beside them still are.
+        ("server 10.0.0.1 up", "server 10.0.0.1 up"),
+        ("host 192.168.1.20", "host 192.168.1.20"),
+        ("upstream 172.16.254.1:8080 refused", "upstream 172.16.254.1:8080 refused"),
+        ("from 203.0.113.195, call +49 151 23456789", "from 203.0.113.195, call [phone]"),
+        ("call 555-123-4567 or 10.10.10.10", "call [phone] or 10.10.10.10"),
     ],
 )
 def test_mask_text(text: str, expected: str) -> None:
