@@ -121,7 +121,11 @@ def _fail(job: ImportJob, code: ErrorCode, message: str, report: dict[str, Any])
     job.error_code, job.error_message = str(code), message
     job.finished_at = timezone.now()
     job.report = report
-    job.save(update_fields=["status", "error_code", "error_message", "finished_at", "report"])
+    # Nothing re-runs a failed job (a retry is a new job): the raw upload is not kept.
+    job.payload = b""
+    job.save(
+        update_fields=["status", "error_code", "error_message", "finished_at", "report", "payload"]
+    )
     logger.warning("import_job_failed", job_id=job.pk, code=str(code), reason=message)
     return job
 

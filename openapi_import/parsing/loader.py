@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from yaml.composer import Composer
@@ -35,6 +36,7 @@ __all__ = [
     "YAML_LOADER",
     "PurePythonLoader",
     "check_depth",
+    "check_text",
     "load_document",
     "load_document_with_warnings",
     "load_yaml",
@@ -177,7 +179,69 @@ def load_document_with_warnings(
             f"not an OpenAPI or Swagger document: the top level is {kind}, not a mapping"
         )
     check_depth(doc, MAX_NESTING_DEPTH)
+    check_text(doc)
     return doc, warnings
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_text(doc: Any) -> None:
+    """Refuse NUL characters and lone surrogates in keys and strings (``"\\u0000"``,
+    ``"\\ud800"`` escapes in JSON, ``"\\0"`` in YAML). Neither can be stored (PostgreSQL text
+    and jsonb refuse NUL; UTF-8 cannot encode a lone surrogate), so say so now, naming where.
+    Call after ``check_depth``: the walks are iterative and assume a tree. The first walk only
+    looks (big specs have a million strings); the second, on a bad document, finds the place."""
+    stack: list[Any] = [doc]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, str):
+                if _bad(value):
+                    _locate(doc)
+            elif isinstance(value, dict | list):
+                stack.append(value)
+            if isinstance(key, str) and _bad(key):
+                _locate(doc)
+
+
+def _bad(text: str) -> bool:
+    return "\x00" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
+
+
+def _locate(doc: Any) -> None:
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:
+        node, where = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            token = str(key).replace("~", "~0").replace("/", "~1")
+            here = f"{where}/{token}"
+            if isinstance(key, str):
+                _check_string(key, here)
+            if isinstance(value, str):
+                _check_string(value, here)
+            elif isinstance(value, dict | list):
+                stack.append((value, here))
+
+
+def _check_string(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise SpecError(
+            f"the document contains a NUL character (\\u0000) at {_shown(where)}; "
+            "text cannot contain it"
+        )
+    if not text.isascii() and _SURROGATE.search(text):
+        raise SpecError(
+            f"the document contains a lone UTF-16 surrogate (such as \\ud800) at "
+            f"{_shown(where)}; it is not a valid character"
+        )
+
+
+def _shown(where: str) -> str:
+    where = "".join(c if c != "\x00" and not _SURROGATE.match(c) else "?" for c in where)
+    return "#" + where[:200]
 
 
 def check_depth(doc: Any, limit: int = MAX_NESTING_DEPTH) -> None:

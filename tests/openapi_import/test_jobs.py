@@ -268,3 +268,16 @@ def test_reimport_keeps_overrides_of_an_operation_whose_id_was_renamed(
     assert (cancel.approval, cancel.agent_group, cancel.enabled) == ("staff", "vip", True)
     assert cancel.removed_at is None and cancel.review_state == "changed"
     assert spec.operations.count() == 3
+
+
+def test_nul_in_a_spec_fails_as_invalid_and_the_failed_job_keeps_no_payload(
+    run_import: Run,
+) -> None:
+    """Not internal_error with a traceback; the raw upload is dropped (issue 13 item 16)."""
+    content = as_json(shop_spec()).replace(b'"Get an order"', b'"Get\\u0000 an order"')
+    job = run_import(source="upload", content=content, filename="nul.json")
+    assert job.status == "failed"
+    assert job.error_code == "spec_invalid", job.error_message
+    assert "NUL character" in job.error_message
+    assert bytes(job.payload) == b""
+    assert not ApiSpec.objects.exists()

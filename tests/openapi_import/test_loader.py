@@ -255,3 +255,26 @@ def test_nesting_just_under_the_limit_is_accepted() -> None:
 
 def test_multiple_yaml_documents_are_refused() -> None:
     assert "invalid YAML" in _error("openapi: 3.0.0\n---\nopenapi: 3.1.0\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"openapi": "3.0.0", "info": {"title": "a\\u0000b"}}', "NUL character"),
+        ('{"openapi": "3.0.0", "info": {"title": "\\ud800"}}', "lone UTF-16 surrogate"),
+        ('{"openapi": "3.0.0", "info": {"title": "x\\udc00y"}}', "lone UTF-16 surrogate"),
+        ('{"openapi": "3.0.0", "info": {"a\\u0000": "t"}}', "NUL character"),
+        ('openapi: 3.0.0\ninfo:\n  title: "a\\0b"\n', "NUL character"),
+    ],
+)
+def test_nul_and_lone_surrogates_fail_with_a_clear_error(text: str, fragment: str) -> None:
+    """Escapes that decode to characters no database or UTF-8 can hold (issue 13 item 16)."""
+    with pytest.raises(SpecError) as caught:
+        load_document(text.encode())
+    assert fragment in caught.value.message
+    assert "#/info/" in caught.value.message
+
+
+def test_surrogate_pairs_are_fine() -> None:
+    doc = load_document(b'{"openapi": "3.0.0", "info": {"title": "\\ud83d\\ude00"}}')
+    assert doc["info"]["title"] == "\U0001f600"
