@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString
 from config.errors import ApplicationError
 from openapi_import.forms import ImportForm
 from openapi_import.models import ApiSpec, ImportJob, Operation
+from openapi_import.selectors import server_address_warning, spec_private_servers
 from openapi_import.services import import_job_create, operation_update, operations_bulk_update
 
 
@@ -59,6 +60,7 @@ class ApiSpecAdmin(admin.ModelAdmin):
         "spec_version",
         "source_url",
         "servers",
+        "private_servers",
         "security_schemes",
         "created_at",
         "updated_at",
@@ -90,6 +92,21 @@ class ApiSpecAdmin(admin.ModelAdmin):
     @admin.display(description="Tools", ordering="n_tools")
     def tool_count(self, spec: ApiSpec) -> int:
         return getattr(spec, "n_tools", 0)
+
+    @admin.display(description="Private servers")
+    def private_servers(self, spec: ApiSpec) -> SafeString | str:
+        """Flagged at review: a spec whose servers are on private addresses (SPEC §8)."""
+        found = spec_private_servers(spec=spec)
+        if not found:
+            return "None"
+        return format_html(
+            '<ul class="ad-warning">{}</ul>',
+            format_html_join(
+                "",
+                "<li>⚠ {}: {}</li>",
+                ((item["url"], item["reason"]) for item in found),
+            ),
+        )
 
     @admin.display(description="Operations")
     def operations_link(self, spec: ApiSpec) -> SafeString:
@@ -281,6 +298,8 @@ class OperationAdmin(admin.ModelAdmin):
         "reviewed_at",
         "removed_at",
         "schema_view",
+        "credentials_view",
+        "server_check",
     )
     fieldsets = (
         (None, {"fields": ("spec", "operation_id", "method", "path", "summary", "description")}),
@@ -292,6 +311,7 @@ class OperationAdmin(admin.ModelAdmin):
                     "approval",
                     "agent_group",
                     "customer_parameters",
+                    "credentials_view",
                     "enabled",
                     "suggested_access_type",
                     "suggested_approval",
@@ -309,6 +329,7 @@ class OperationAdmin(admin.ModelAdmin):
                 "fields": (
                     "schema_view",
                     "server_url",
+                    "server_check",
                     "body_content_type",
                     "security",
                     "tags",
@@ -339,6 +360,25 @@ class OperationAdmin(admin.ModelAdmin):
         return format_html(
             "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((r,) for r in operation.reasons))
         )
+
+    @admin.display(description="Credential parameters")
+    def credentials_view(self, operation: Operation) -> SafeString | str:
+        if not operation.credential_parameters:
+            return "None"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li><code>{}</code>: credential, from upstream credentials (never the model)</li>",
+                ((name,) for name in operation.credential_parameters),
+            ),
+        )
+
+    @admin.display(description="Server address")
+    def server_check(self, operation: Operation) -> str:
+        url = operation.server_url or operation.spec.base_url
+        reason = server_address_warning(url) if url else None
+        return f"⚠ private server: {reason}" if reason else "Public or relative"
 
     @admin.display(description="Parameters (JSON Schema)")
     def schema_view(self, operation: Operation) -> SafeString:

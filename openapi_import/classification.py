@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from openapi_import.parsing.types import ParsedOperation
 
@@ -42,6 +43,9 @@ class Classification:
     agent_group: str
     customer_parameters: tuple[str, ...]
     reasons: tuple[str, ...]
+    # Properties that carry credentials: filled from the spec's upstream credentials, never by
+    # the model (named credential parameters and the spec's apiKey security-scheme parameters).
+    credential_parameters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class ClassificationPolicy:
     )
     read_words: tuple[str, ...] = (
         "search",
+        "scan",
         "list",
         "find",
         "query",
@@ -106,6 +111,9 @@ class ClassificationPolicy:
         "calculate",
         "validate",
     )
+    # Prefixes of action-style names (DynamoDB BatchGetItem, TransactGetItems, bulkGet...): the
+    # verb is the word after them.
+    action_prefixes: tuple[str, ...] = ("batch", "transact", "bulk", "multi")
     # Verbs that contradict "this POST only reads" wherever they appear.
     write_words: tuple[str, ...] = (
         "create",
@@ -193,6 +201,30 @@ class ClassificationPolicy:
         "client_id",
         "client_secret",
         "idempotency_key",
+    )
+    # Parameters (path, query, header, cookie) that carry credentials, matched ignoring case and
+    # punctuation: never filled by the model, only from the spec's upstream credentials.
+    credential_parameters: tuple[str, ...] = (
+        "token",
+        "api_key",
+        "apikey",
+        "key",
+        "authorization",
+        "proxy_authorization",
+        "access_token",
+        "auth_token",
+        "id_token",
+        "refresh_token",
+        "session_token",
+        "private_token",
+        "client_secret",
+        "x_api_key",
+        "x_auth_token",
+        "x_access_token",
+        "x_amz_signature",
+        "x_amz_security_token",
+        "x_amz_credential",
+        "x_goog_api_key",
     )
     pagination_parameters: tuple[str, ...] = (
         "page",
@@ -322,6 +354,8 @@ class _Compiled:
     constructive: _Lexicon
     money_fields: _Lexicon
     excluded_parameters: frozenset[str]
+    credential_parameters: frozenset[str]
+    action_prefixes: frozenset[str]
     synonyms: dict[str, str]
     skipped_segments: frozenset[str]
 
@@ -345,6 +379,8 @@ def _compile(policy: ClassificationPolicy) -> _Compiled:
         constructive=_Lexicon.build(policy.constructive_words),
         money_fields=_Lexicon.build(policy.money_fields),
         excluded_parameters=frozenset(excluded),
+        credential_parameters=frozenset(_squash(p) for p in policy.credential_parameters),
+        action_prefixes=frozenset(policy.action_prefixes),
         synonyms=dict(policy.group_synonyms),
         skipped_segments=frozenset(policy.skipped_segments),
     )
@@ -363,7 +399,7 @@ class _Wording:
     action_words: list[str]  # leading words, last words of id parts, last path segment
 
     @classmethod
-    def of(cls, op: ParsedOperation) -> _Wording:
+    def of(cls, op: ParsedOperation, prefixes: frozenset[str] = frozenset()) -> _Wording:
         literal_segments = [
             s for s in op.path.split("/") if s and not (s.startswith("{") and s.endswith("}"))
         ]
@@ -382,6 +418,8 @@ class _Wording:
             if part_words:
                 leading.append(part_words[0])
                 trailing.append(part_words[-1])
+                if part_words[0] in prefixes and len(part_words) > 1:
+                    leading.append(part_words[1])  # BatchGetItem: the action is "get"
         if summary_words:
             leading.append(summary_words[0])
         if literal_segments:
@@ -414,18 +452,28 @@ def _describe(hits: list[tuple[str, str]]) -> str:
 
 
 def classify(
-    op: ParsedOperation, *, policy: ClassificationPolicy = DEFAULT_POLICY
+    op: ParsedOperation,
+    *,
+    policy: ClassificationPolicy = DEFAULT_POLICY,
+    security_schemes: dict[str, Any] | None = None,
 ) -> Classification:
     """Suggest access level, approval, agent group and customer parameters for ``op``."""
     lex = _compile(policy)
     group = _agent_group(op, lex)
-    customer = _customer_parameters(op, lex)
+    credentials = _credential_parameters(op, lex, security_schemes or {})
+    customer = tuple(p for p in _customer_parameters(op, lex) if p not in credentials)
     if op.is_webhook:
         return Classification(
-            "read", "none", 1.0, group, (), ("webhook: sent by the API, never called by an agent",)
+            "read",
+            "none",
+            1.0,
+            group,
+            (),
+            ("webhook: sent by the API, never called by an agent",),
+            credentials,
         )
     method = op.method.upper()
-    wording = _Wording.of(op)
+    wording = _Wording.of(op, lex.action_prefixes)
     reasons: list[str] = []
 
     # 1. The HTTP method sets the baseline.
@@ -546,18 +594,22 @@ def classify(
         agent_group=group,
         customer_parameters=customer,
         reasons=tuple(reasons),
+        credential_parameters=credentials,
     )
 
 
 def _agent_group(op: ParsedOperation, lex: _Compiled) -> str:
+    """A readable group name: "Orders", "Pet store" (tag ``pet-store_v2``), "General"."""
     if op.tags:
         words = [w for w in split_words(op.tags[0]) if not _VERSION.fullmatch(w)]
         for word in words:
             if word in lex.synonyms:
-                return lex.synonyms[word]
+                return _readable([lex.synonyms[word]])
         if words:
-            return "_".join(words)
-    for segment in op.path.split("/"):
+            return _readable(words)
+    # AWS-style "/#X-Amz-Target=Service.Action" and "/?Action=X": the fragment is no resource.
+    path = op.path.split("#", 1)[0].split("?", 1)[0]
+    for segment in path.split("/"):
         if not segment or segment.startswith("{") or segment.lower() in lex.skipped_segments:
             continue
         if _VERSION.fullmatch(segment):
@@ -565,13 +617,37 @@ def _agent_group(op: ParsedOperation, lex: _Compiled) -> str:
         words = split_words(segment)
         key = "".join(words)
         if key in lex.synonyms:
-            return lex.synonyms[key]
+            return _readable([lex.synonyms[key]])
         for word in words:
             if word in lex.synonyms:
-                return lex.synonyms[word]
+                return _readable([lex.synonyms[word]])
         if words:
-            return "_".join(words)
-    return "general"
+            return _readable(words)
+    return "General"
+
+
+def _readable(words: list[str]) -> str:
+    return " ".join(words)[:50].strip().capitalize()
+
+
+def _credential_parameters(
+    op: ParsedOperation, lex: _Compiled, security_schemes: dict[str, Any]
+) -> tuple[str, ...]:
+    """Properties that carry credentials: a credential name, or the parameter an apiKey
+    security scheme of the spec declares (same name and location)."""
+    scheme_params = {
+        (str(scheme.get("in", "")).lower(), str(scheme.get("name", "")).lower())
+        for scheme in security_schemes.values()
+        if isinstance(scheme, dict) and scheme.get("type") == "apiKey"
+    }
+    found: list[str] = []
+    for prop, location in op.parameter_locations.items():
+        if location not in ("path", "query", "header", "cookie"):
+            continue  # body fields are the customer's data
+        name = op.parameter_names.get(prop, prop)
+        if (location, name.lower()) in scheme_params or _squash(name) in lex.credential_parameters:
+            found.append(prop)
+    return tuple(found)
 
 
 def _customer_parameters(op: ParsedOperation, lex: _Compiled) -> tuple[str, ...]:

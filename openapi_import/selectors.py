@@ -54,3 +54,48 @@ def operations_available_as_tools(*, spec_ids: list[int] | None = None) -> Query
     if spec_ids is not None:
         operations = operations.filter(spec_id__in=spec_ids)
     return operations
+
+
+# Host names that only ever mean a private network (no DNS lookup at review time).
+_PRIVATE_HOSTS = frozenset({"localhost", "localhost.localdomain", "metadata.google.internal"})
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet")
+
+
+def server_address_warning(url: str) -> str | None:
+    """Why a server URL of a spec points at a private address, or None.
+
+    Judged from the URL alone: literal IPs (every spelling ``safehttp`` knows) against the
+    outbound block list, and host names that are private by convention. Relative URLs and
+    public host names are not flagged; the outbound guard still checks every call's address.
+    """
+    from urllib.parse import urlsplit
+
+    from safehttp.addresses import InvalidIPLiteral, address_block_reason, parse_ip_literal
+
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return "the server URL cannot be read"
+    if not host or "{" in host:
+        return None  # relative, or a server variable left for staff to fill in
+    try:
+        ip = parse_ip_literal(host)
+    except InvalidIPLiteral:
+        return f"{host} is not a valid address"
+    if ip is not None:
+        reason = address_block_reason(ip)
+        return f"{host} is {reason}" if reason else None
+    if host in _PRIVATE_HOSTS or host.endswith(_PRIVATE_SUFFIXES) or "." not in host:
+        return f"{host} is a private (local network) host name"
+    return None
+
+
+def spec_private_servers(*, spec: ApiSpec) -> list[dict[str, str]]:
+    """The spec's server URLs (and its base URL) that point at private addresses."""
+    urls = dict.fromkeys([*(str(s) for s in spec.servers or []), spec.base_url])
+    found = []
+    for url in urls:
+        reason = server_address_warning(url) if url else None
+        if reason:
+            found.append({"url": url, "reason": reason})
+    return found

@@ -202,7 +202,9 @@ def _run(job: ImportJob, timings: dict[str, int]) -> ImportJob:
 
     _progress(job, 65, "classifying")
     clock = time.perf_counter()
-    classified = [(op, classify(op)) for op in parsed.operations]
+    classified = [
+        (op, classify(op, security_schemes=parsed.security_schemes)) for op in parsed.operations
+    ]
     timings["classify"] = _ms(clock)
 
     _progress(job, 80, "storing")
@@ -285,6 +287,8 @@ def _apply_classification(
     for field, value in applied.items():
         if field not in keep:
             setattr(operation, field, value)
+    # Not editable: a credential parameter is always filled from the upstream credentials.
+    operation.credential_parameters = list(classification.credential_parameters)
 
 
 def _spec_values(parsed: ParsedOperation, source_url: str) -> dict[str, Any]:
@@ -368,6 +372,7 @@ def _store_operations(
             "approval",
             "agent_group",
             "customer_parameters",
+            "credential_parameters",
             "removed_at",
             "review_state",
             "updated_at",
@@ -405,6 +410,18 @@ def _renamed_operations(
     return renamed
 
 
+def _private_servers(parsed: ParsedSpec) -> list[dict[str, str]]:
+    from openapi_import.selectors import server_address_warning
+
+    urls = dict.fromkeys([*parsed.servers, *(op.server_url for op in parsed.operations)])
+    found = []
+    for url in urls:
+        reason = server_address_warning(url) if url else None
+        if reason and len(found) < 50:
+            found.append({"url": url, "reason": reason})
+    return found
+
+
 def _report(
     parsed: ParsedSpec,
     classified: list[tuple[ParsedOperation, Classification]],
@@ -420,6 +437,7 @@ def _report(
         "operations": len(classified),
         "webhooks": [f"{w.method} {w.path}" for w in parsed.webhooks],
         **parsed.report.as_dict(),
+        "private_servers": _private_servers(parsed),
         "diff": {
             "added": diff["added"],
             "changed": diff["changed"],

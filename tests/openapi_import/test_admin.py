@@ -129,3 +129,38 @@ def test_admin_pages_use_no_inline_styles_the_csp_would_block(
         page = staff.get(url).content.decode()
         assert 'class="ad-json"' in page and "actiondesk/admin.css" in page
         assert "<pre style=" not in page
+
+
+def test_review_shows_credential_parameters_and_flags_private_servers(
+    staff: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Credential parameters come from upstream credentials; private servers are flagged
+    (issue 13 item 16)."""
+    spec = shop_spec()
+    spec["servers"] = [{"url": "http://10.0.0.1/api"}, {"url": "https://shop.example.com/api"}]
+    spec["components"] = {
+        "securitySchemes": {"shopKey": {"type": "apiKey", "in": "query", "name": "shop_key"}}
+    }
+    spec["paths"]["/orders/{number}"]["get"]["parameters"].append(
+        {"name": "shop_key", "in": "query", "required": True, "schema": {"type": "string"}}
+    )
+    _import(staff, django_capture_on_commit_callbacks, {"text": as_json(spec).decode()})
+    job = ImportJob.objects.get()
+    assert job.status == "done", job.error_message
+    assert job.report["private_servers"] == [
+        {"url": "http://10.0.0.1/api", "reason": "10.0.0.1 is a private address"}
+    ]
+    get_order = Operation.objects.get(operation_id="getOrder")
+    assert get_order.credential_parameters == ["shop_key"]
+    assert "shop_key" not in get_order.customer_parameters
+
+    detail = staff.get(f"/admin/openapi_import/operation/{get_order.pk}/change/")
+    assert detail.status_code == 200
+    assert b"<code>shop_key</code>: credential, from upstream credentials" in detail.content
+    assert b"private server: 10.0.0.1 is a private address" in detail.content
+
+    assert job.spec is not None
+    spec_page = staff.get(f"/admin/openapi_import/apispec/{job.spec.pk}/change/")
+    assert spec_page.status_code == 200
+    assert b"http://10.0.0.1/api: 10.0.0.1 is a private address" in spec_page.content
+    assert b"https://shop.example.com/api:" not in spec_page.content

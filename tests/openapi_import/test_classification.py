@@ -492,21 +492,26 @@ def test_table_covers_enough_rows() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "group"),
     [
-        ({"tags": ("Orders",)}, "orders"),
-        ({"tags": ("Payments API",)}, "billing"),
-        ({"tags": ("customer-profiles",)}, "accounts"),
-        ({"tags": ("V1 Transactions",)}, "transactions"),
-        ({"tags": ("Widgets",), "path": "/orders"}, "widgets"),
-        ({"path": "/v1/checkout/sessions"}, "orders"),
-        ({"path": "/api/v2/products/{id}"}, "catalog"),
-        ({"path": "/2010-04-01/Accounts/{Sid}/Calls.json"}, "accounts"),
-        ({"path": "/{tenant}/invoices"}, "billing"),
-        ({"path": "/support/tickets"}, "support"),
-        ({"path": "/inventory"}, "catalog"),
-        ({"path": "/me"}, "accounts"),
-        ({"path": "/things/{id}"}, "things"),
-        ({"path": "/custom-pages"}, "custom_pages"),
-        ({"path": "/"}, "general"),
+        ({"tags": ("Orders",)}, "Orders"),
+        ({"tags": ("Payments API",)}, "Billing"),
+        ({"tags": ("customer-profiles",)}, "Accounts"),
+        ({"tags": ("V1 Transactions",)}, "Transactions"),
+        ({"tags": ("Widgets",), "path": "/orders"}, "Widgets"),
+        # Readable names from tags (issue 13 item 16), versions dropped.
+        ({"tags": ("pet-store_v2",)}, "Pet store"),
+        ({"tags": ("user_management",)}, "Accounts"),
+        ({"tags": ("Shipping labels",)}, "Shipping labels"),
+        ({"path": "/v1/checkout/sessions"}, "Orders"),
+        ({"path": "/api/v2/products/{id}"}, "Catalog"),
+        ({"path": "/2010-04-01/Accounts/{Sid}/Calls.json"}, "Accounts"),
+        ({"path": "/{tenant}/invoices"}, "Billing"),
+        ({"path": "/support/tickets"}, "Support"),
+        ({"path": "/inventory"}, "Catalog"),
+        ({"path": "/me"}, "Accounts"),
+        ({"path": "/things/{id}"}, "Things"),
+        ({"path": "/custom-pages"}, "Custom pages"),
+        ({"path": "/"}, "General"),
+        ({"path": "/#X-Amz-Target=DynamoDB_20120810.Scan"}, "General"),
     ],
 )
 def test_agent_group(kwargs: dict[str, Any], group: str) -> None:
@@ -639,3 +644,86 @@ def test_classification_is_deterministic_and_ignores_unrelated_fields() -> None:
     op = make_op("POST", "/orders/{id}/cancel", summary="Cancel an order")
     moved = replace(op, server_url="https://other.example.com", fingerprint="f" * 64)
     assert classify(op) == classify(op) == classify(moved)
+
+
+@pytest.mark.parametrize(
+    "operation_id",
+    [
+        "Scan",
+        "Query",
+        "GetItem",
+        "BatchGetItem",
+        "TransactGetItems",
+        "DescribeTable",
+        "DescribeContinuousBackups",
+        "ListTables",
+        "ListTagsOfResource",
+    ],
+)
+def test_action_style_post_reads_are_reads(operation_id: str) -> None:
+    """DynamoDB-style `POST /` with an action name (issue 13 item 16)."""
+    op = make_op(
+        "POST", f"/#X-Amz-Target=DynamoDB_20120810.{operation_id}", operation_id=operation_id
+    )
+    result = classify(op)
+    assert (result.access, result.approval) == ("read", "none"), result.reasons
+
+
+@pytest.mark.parametrize(
+    ("operation_id", "access"),
+    [
+        ("PutItem", "write"),
+        ("UpdateItem", "write"),
+        ("BatchWriteItem", "write"),
+        ("TransactWriteItems", "write"),
+        ("CreateTable", "write"),
+        ("DeleteItem", "destructive"),
+        ("BatchDeleteItems", "destructive"),
+    ],
+)
+def test_action_style_post_writes_stay_writes(operation_id: str, access: str) -> None:
+    op = make_op(
+        "POST", f"/#X-Amz-Target=DynamoDB_20120810.{operation_id}", operation_id=operation_id
+    )
+    result = classify(op)
+    assert result.access == access and result.approval != "none"
+
+
+def test_credential_parameters_are_never_customer_parameters() -> None:
+    """Named credentials and apiKey security-scheme parameters (issue 13 item 16)."""
+    op = make_op(
+        "GET",
+        "/orders/{id}",
+        params={
+            "id": ("path", True),
+            "token": ("query", True),
+            "api_key": ("query", True),
+            "key": ("query", True),
+            "Authorization": ("header", True),
+            "X-Amz-Signature": ("query", True),
+            "shop": ("query", True),
+            "X-Shop-Key": ("header", True),
+        },
+    )
+    schemes = {
+        "shopKey": {"type": "apiKey", "in": "query", "name": "shop"},
+        "bearer": {"type": "http", "scheme": "bearer"},
+    }
+    result = classify(op, security_schemes=schemes)
+    assert set(result.credential_parameters) == {
+        "token",
+        "api_key",
+        "key",
+        "Authorization",
+        "X-Amz-Signature",
+        "shop",
+    }
+    assert result.customer_parameters == ("id",)
+    # Without the scheme, "shop" is an ordinary parameter the customer gives.
+    plain = classify(op)
+    assert "shop" not in plain.credential_parameters and "shop" in plain.customer_parameters
+
+
+def test_body_fields_named_like_credentials_are_not_credential_parameters() -> None:
+    op = make_op("POST", "/tokens", body_fields=("token",), body_required=True)
+    assert classify(op).credential_parameters == ()

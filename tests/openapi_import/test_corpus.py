@@ -202,7 +202,8 @@ def test_every_operation_classifies() -> None:
         assert result.approval in APPROVALS
         assert 0 <= result.confidence <= 1
         assert result.reasons
-        assert result.agent_group and re.fullmatch(r"[a-z0-9_]+", result.agent_group)
+        # Readable: "Pet store", not "pet_store_v2".
+        assert re.fullmatch(r"[A-Z0-9][a-z0-9 ]{0,49}", result.agent_group), result.agent_group
         assert set(result.customer_parameters) <= (
             set(op.parameters_schema["properties"]) | set(op.body_field_names)
         )
