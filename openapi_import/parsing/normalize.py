@@ -417,6 +417,7 @@ class _Parser:
             self._add_undeclared_path_params(entry, properties, required, locations, names)
         body_fields: tuple[str, ...] = ()
         body_required: tuple[str, ...] = ()
+        defs = self.schemas.take_defs()  # all of this operation's schemas are normalised
         if body is not None:
             properties["body"] = body.schema
             locations["body"] = body.location
@@ -425,16 +426,17 @@ class _Parser:
                 required.append("body")
             if body.serialization:
                 serialization["body"] = body.serialization
-            body_fields, body_required = _top_level_fields(body.schema)
+            body_fields, body_required = _top_level_fields(_in_defs(body.schema, defs))
         # One final copy: memoised sub-schemas are shared while building, never in results.
-        parameters_schema = clone(
-            {
-                "type": "object",
-                "properties": properties,
-                "required": required,
-                "additionalProperties": False,
-            }
-        )
+        root: dict[str, Any] = {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        }
+        if defs:  # shared components kept by reference past the inline budget
+            root["$defs"] = defs
+        parameters_schema = clone(root)
         self._note_unsupported(op)
         summary = _text(op.get("summary"))
         return ParsedOperation(
@@ -739,6 +741,15 @@ def _schemaless_body(media_type: str) -> dict[str, Any]:
     if base.startswith("text/"):
         return {"type": "string"}
     return {"type": "string", "format": "binary"}
+
+
+def _in_defs(schema: Any, defs: dict[str, Any]) -> Any:
+    """A body kept by reference (``{"$ref": "#/$defs/Pet"}``) seen as its definition."""
+    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and defs:
+        target = defs.get(schema["$ref"].removeprefix("#/$defs/"))
+        if isinstance(target, dict):
+            return {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
 
 
 def _top_level_fields(schema: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -14,11 +14,13 @@ Returned trees may share memoised sub-trees: callers must copy before mutating (
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from openapi_import.parsing.refs import RefResolver, is_internal_ref, ref_name
 from openapi_import.parsing.types import (
+    MAX_INLINE_NODES_PER_OPERATION,
     MAX_REF_DEPTH,
     MAX_SCHEMA_DEPTH,
     MAX_SCHEMA_NODES_PER_OPERATION,
@@ -28,6 +30,11 @@ from openapi_import.parsing.types import (
 )
 
 __all__ = ["MAX_TEXT", "SchemaNormalizer", "clone", "data_cost"]
+
+
+class _InlineBudgetExceeded(Exception):
+    """Inlining this operation's schemas would exceed the inline budget: use ``$defs``."""
+
 
 # Keywords whose value is a schema / a list of schemas / a map of name -> schema (2020-12 and
 # draft-4 spellings). Everything else is data and is copied verbatim, refs and all.
@@ -137,6 +144,7 @@ class SchemaNormalizer:
         max_nodes: int = MAX_SCHEMA_NODES_PER_OPERATION,
         max_depth: int = MAX_SCHEMA_DEPTH,
         max_total_nodes: int = MAX_TOTAL_SCHEMA_NODES,
+        max_inline_nodes: int = MAX_INLINE_NODES_PER_OPERATION,
     ) -> None:
         self.resolver = resolver
         self.report = report
@@ -144,7 +152,13 @@ class SchemaNormalizer:
         self.max_nodes = max_nodes
         self.max_depth = max_depth
         self.max_total_nodes = max_total_nodes
+        self.max_inline_nodes = max_inline_nodes
         self.total_nodes = 0
+        # By-reference mode (per operation): component schemas go to ``$defs`` once each.
+        self._by_ref = False
+        self._defs: dict[str, Any] = {}
+        self._def_keys: dict[str, str] = {}
+        self._def_depth = 0
         self._memo: dict[str, _Memo] = {}
         self._label = ""
         self._nodes = 0
@@ -162,14 +176,46 @@ class SchemaNormalizer:
         self._nodes = 0
         self._stack = {}
         self._truncations = 0
+        self._by_ref = False
+        self._defs = {}
+        self._def_keys = {}
 
     def normalize(self, schema: Any) -> Any:
-        """Normalise one schema (may be a ``$ref``); never raises for bad schemas."""
-        return self._schema(schema, 0)
+        """Normalise one schema (may be a ``$ref``); never raises for bad schemas.
+
+        Schemas are inlined while the operation stays within ``max_inline_nodes``. Past that
+        (shared components fanning out: A uses B and C, both use D, ...) this and the
+        operation's later schemas keep each component once under ``$defs`` and point at it
+        with ``{"$ref": "#/$defs/Name"}``, so the size is linear in the document, not
+        exponential. The caller puts ``take_defs()`` at the root of the operation's schema.
+        """
+        if self._by_ref:
+            return self._schema(schema, 0)
+        nodes, total = self._nodes, self.total_nodes
+        try:
+            return self._schema(schema, 0)
+        except _InlineBudgetExceeded:
+            self._nodes, self.total_nodes = nodes, total
+            self._lowest_cycle, self._deepest_ref, self._deepest_level = math.inf, 0, 0
+            self._by_ref = True
+            self.report.warn(
+                f"{self._label}: schemas exceed {self.max_inline_nodes:,} nodes inlined; "
+                "shared components kept once under $defs"
+            )
+            return self._schema(schema, 0)
+
+    def take_defs(self) -> dict[str, Any]:
+        """The ``$defs`` the operation's schemas refer to (empty when everything is inline)."""
+        defs, self._defs = self._defs, {}
+        return defs
 
     # -- internals -------------------------------------------------------------------------
 
-    def _charge(self, count: int) -> bool:
+    def _charge(self, count: int, *, data: bool = False) -> bool:
+        # Schema nodes past the inline budget switch to $defs (sharing helps there); a big data
+        # value (an enum) is the same size either way and only meets the hard budget.
+        if not data and not self._by_ref and self._nodes + count > self.max_inline_nodes:
+            raise _InlineBudgetExceeded
         if self._nodes + count > self.max_nodes:
             self._truncate(f"parameters schema exceeds {self.max_nodes} nodes; truncated")
             return False
@@ -242,7 +288,7 @@ class SchemaNormalizer:
                         f"{self._label}: '{key}' longer than {MAX_TEXT} characters cut"
                     )
                 cost = data_cost(value, self.max_nodes)
-                if cost and not self._charge(cost):
+                if cost and not self._charge(cost, data=True):
                     continue
                 out[key] = value
         return out
@@ -274,6 +320,13 @@ class SchemaNormalizer:
     def _ref(self, node: dict[str, Any], ref: str, depth: int) -> Any:
         if not is_internal_ref(ref):
             return self.resolver.external(ref)
+        if self._by_ref:
+            pointer = self._def_ref(ref)
+            if pointer is not None:
+                # JSON Schema 2020-12: a $ref applies together with its siblings.
+                extra = self._keywords({k: v for k, v in node.items() if k != "$ref"}, depth)
+                out = {**pointer, **extra}
+                return _nullable(out) if node.get("nullable") is True else out
         target = self._expand(ref, depth)
         siblings = {k: v for k, v in node.items() if k != "$ref"}
         if not siblings or not isinstance(target, dict):
@@ -288,6 +341,30 @@ class SchemaNormalizer:
         if siblings.get("nullable") is True:
             return _nullable(merged)
         return merged
+
+    def _def_ref(self, ref: str) -> dict[str, str] | None:
+        """By-reference mode: ``{"$ref": "#/$defs/Key"}`` for a document component, normalised
+        into ``$defs`` on first use (a cycle simply refers to itself). None: expand inline
+        (a ``$defs`` of the enclosing schema, or a dangling reference)."""
+        key = self._def_keys.get(ref)
+        if key is None:
+            found, target = self.resolver.lookup(ref)
+            if not found:
+                return None
+            if self._def_depth >= self.max_ref_depth:
+                self._truncate(f"references nested more than {self.max_ref_depth} deep; truncated")
+                return {
+                    "description": f"Reference to {ref_name(ref)} not expanded (nesting too deep)"
+                }
+            key = _def_key(ref_name(ref), self._def_keys.values())
+            self._def_keys[ref] = key
+            self._defs[key] = {}  # reserved: refs back to it while it is built are cycles
+            self._def_depth += 1
+            try:
+                self._defs[key] = self._schema(target, 0)
+            finally:
+                self._def_depth -= 1
+        return {"$ref": f"#/$defs/{key}"}
 
     def _expand(self, ref: str, depth: int) -> Any:
         name = ref_name(ref)
@@ -368,6 +445,16 @@ class SchemaNormalizer:
                     if key in defs:
                         return defs[key]
         return None
+
+
+def _def_key(name: str, taken: Any) -> str:
+    """A ``$defs`` key for a component: its name, safe in a JSON pointer, made unique."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:60] or "Schema"
+    used = set(taken)
+    key, n = base, 2
+    while key in used:
+        key, n = f"{base}_{n}", n + 1
+    return key
 
 
 _ANNOTATIONS = frozenset(

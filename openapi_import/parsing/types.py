@@ -17,6 +17,9 @@ MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 MAX_NESTING_DEPTH = 200
 MAX_REF_DEPTH = 20
 MAX_SCHEMA_NODES_PER_OPERATION = 20_000
+# Past this many nodes an operation's schemas keep shared components once under $defs instead of
+# inlining them (the biggest real operation in the corpus, Square's, inlines to about 1,000).
+MAX_INLINE_NODES_PER_OPERATION = 2_500
 MAX_SCHEMA_DEPTH = 64
 MAX_TOTAL_SCHEMA_NODES = 2_000_000
 MAX_OPERATIONS = 10_000
