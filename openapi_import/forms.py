@@ -17,7 +17,11 @@ class ImportForm(forms.Form):
         assume_scheme="https",
         help_text="Where the spec is served, e.g. https://api.example.com/openapi.json",
     )
-    file = forms.FileField(required=False, help_text="A JSON or YAML file.")
+    file = forms.FileField(
+        required=False,
+        help_text="A JSON or YAML file, or a .zip of a multi-file spec's directory (relative "
+        "$refs between its files are resolved inside the .zip).",
+    )
     text = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 12, "cols": 100, "spellcheck": "false"}),

@@ -21,7 +21,7 @@ from config.errors import ApplicationError, ErrorCode
 from config.versions import AGENT_TOOLS, bump
 from openapi_import.classification import Classification, classify
 from openapi_import.models import AccessType, ApiSpec, Approval, ImportJob, Operation
-from openapi_import.parsing import ParsedOperation, ParsedSpec, SpecError, parse_spec
+from openapi_import.parsing import ParsedOperation, ParsedSpec, SpecError, parse_upload
 
 logger = structlog.get_logger(__name__)
 
@@ -194,7 +194,8 @@ def _run(job: ImportJob, timings: dict[str, int]) -> ImportJob:
     _progress(job, 40, "parsing")
     clock = time.perf_counter()
     try:
-        parsed = parse_spec(data, max_bytes=settings.IMPORT_MAX_BYTES)
+        # One JSON/YAML document, or a .zip of a multi-file spec (relative $refs between files).
+        parsed = parse_upload(data, max_bytes=settings.IMPORT_MAX_BYTES)
     except SpecError as exc:
         timings["parse"] = _ms(clock)
         raise ApplicationError(ErrorCode.SPEC_INVALID, exc.message) from exc

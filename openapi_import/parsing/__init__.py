@@ -2,11 +2,13 @@
 
 Modules: ``loader`` (safe JSON/YAML loading and limits), ``refs`` (internal ``$ref`` lookup,
 external refs recorded but never fetched), ``schema`` (JSON Schema normalisation and ``$ref``
-inlining with budgets), ``normalize`` (operations, parameters, servers, IDs) and ``types``.
+inlining with budgets), ``normalize`` (operations, parameters, servers, IDs), ``bundle`` (multi-file
+specs in a .zip; ``parse_upload`` is the importer's entry) and ``types``.
 """
 
 from __future__ import annotations
 
+from openapi_import.parsing.bundle import parse_upload
 from openapi_import.parsing.loader import load_document
 from openapi_import.parsing.normalize import (
     generate_operation_id,
@@ -34,5 +36,6 @@ __all__ = [
     "load_document",
     "parse_document",
     "parse_spec",
+    "parse_upload",
     "sanitize_operation_id",
 ]

@@ -164,3 +164,23 @@ def test_review_shows_credential_parameters_and_flags_private_servers(
     assert spec_page.status_code == 200
     assert b"http://10.0.0.1/api: 10.0.0.1 is a private address" in spec_page.content
     assert b"https://shop.example.com/api:" not in spec_page.content
+
+
+def test_zip_upload_in_the_admin_form(
+    staff: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Issue 13 item 14: a refused reference fails the job and names the reference."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    spec = shop_spec()
+    spec["paths"]["/orders/{number}"]["get"]["parameters"].append({"$ref": "../up.yaml#/P"})
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("openapi.json", as_json(spec))
+    upload = SimpleUploadedFile("shop.zip", buffer.getvalue(), "application/zip")
+    _import(staff, django_capture_on_commit_callbacks, {"file": upload})
+    job = ImportJob.objects.get()
+    assert job.status == "failed" and job.error_code == "spec_invalid"
+    assert "'../up.yaml#/P' in openapi.json (escapes the root of the .zip)" in job.error_message
+    assert bytes(job.payload) == b""

@@ -148,3 +148,20 @@ def test_viewer_may_read_but_not_import(client: Client, viewer: User) -> None:
 
 def test_anonymous_is_401(client: Client) -> None:
     assert client.get("/api/v1/imports").status_code == 401
+
+
+def test_import_a_zip_upload(api: Client, django_capture_on_commit_callbacks: Any) -> None:
+    """A .zip of a multi-file spec (issue 13 item 14)."""
+    from pathlib import Path
+
+    from openapi_import.parsing.bundle import directory_zip
+
+    corpus = Path(__file__).resolve().parents[1] / "fixtures" / "openapi_corpus"
+    content = directory_zip(corpus / "oai-v2.0-petstore-separate")
+    upload = SimpleUploadedFile("petstore.zip", content, "application/zip")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/imports/upload", {"file": upload})
+    assert response.status_code == 202
+    job = api.get(f"/api/v1/imports/{response.json()['data']['id']}").json()["data"]
+    assert job["status"] == "done", job
+    assert job["report"]["operations"] == 4 and job["report"]["unresolved_refs"] == []

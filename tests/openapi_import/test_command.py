@@ -60,3 +60,19 @@ def test_malformed_file_fails_with_the_parser_message(tmp_path: Path) -> None:
     path.write_text("openapi: 3.0.0\npaths: [\n")
     with pytest.raises(CommandError, match="spec_invalid"):
         call_command("import_openapi", str(path))
+
+
+def test_import_a_directory_of_a_multi_file_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    """Relative $refs between the files resolve inside the directory (issue 13 item 14)."""
+    call_command("import_openapi", str(CORPUS / "oai-v2.0-petstore-separate"))
+    out = capsys.readouterr().out
+    assert "4 operations; 4 added" in out
+    add_pet = Operation.objects.get(operation_id="addPet")
+    assert "Unresolved" not in json.dumps(add_pet.parameters_schema)
+
+
+def test_a_single_file_with_external_refs_fails_and_says_how_to_bundle() -> None:
+    path = CORPUS / "oai-v2.0-petstore-separate" / "spec" / "swagger.yaml"
+    with pytest.raises(CommandError, match="unresolved external references: .*redocly bundle"):
+        call_command("import_openapi", str(path))
+    assert not ApiSpec.objects.exists()

@@ -10,6 +10,8 @@ from django.db import transaction
 
 from config.errors import ApplicationError
 from openapi_import.models import ApiSpec, ImportJob
+from openapi_import.parsing import SpecError
+from openapi_import.parsing.bundle import directory_zip
 from openapi_import.selectors import import_job_get
 from openapi_import.services import import_job_create, import_job_run, operations_bulk_update
 
@@ -18,7 +20,11 @@ class Command(BaseCommand):
     help = "Import an OpenAPI/Swagger spec from a URL or a file, in this process."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("source", help="http(s) URL or path of a JSON/YAML file")
+        parser.add_argument(
+            "source",
+            help="http(s) URL, path of a JSON/YAML file or a .zip, or a directory of a "
+            "multi-file spec (relative $refs between its files)",
+        )
         parser.add_argument("--spec", type=int, help="Re-import into the spec with this id.")
         parser.add_argument(
             "--enable",
@@ -75,8 +81,21 @@ class Command(BaseCommand):
         if source.startswith(("http://", "https://")):
             return import_job_create(source=ImportJob.Source.URL, url=source, target_spec=target)
         path = Path(source)
+        if path.is_dir():
+            try:
+                content = directory_zip(path, max_bytes=settings.IMPORT_MAX_BYTES)
+            except SpecError as exc:
+                raise CommandError(f"{source}: {exc.message}") from exc
+            return import_job_create(
+                source=ImportJob.Source.UPLOAD,
+                content=content,
+                filename=f"{path.resolve().name}.zip",
+                target_spec=target,
+            )
         if not path.is_file():
-            raise CommandError(f"{source} is neither an http(s) URL nor a readable file.")
+            raise CommandError(
+                f"{source} is neither an http(s) URL nor a readable file or directory."
+            )
         if path.stat().st_size > settings.IMPORT_MAX_BYTES:
             raise CommandError(
                 f"{source} is {path.stat().st_size:,} bytes; the limit is "
