@@ -18,7 +18,8 @@ from config.pii import luhn_valid, mask, mask_text
         ("call (030) 1234-5678", "call [phone]"),
         ("order 1042 total 59.90", "order 1042 total 59.90"),
         ("year 2026, order #104211", "year 2026, order #104211"),
-        # IP addresses are not phone numbers (issue 13 item 16); phones beside them still are.
+        # IP addresses are not phone numbers (issue 13 item 16); phones beside them still are
+        # (SECURITY-TESTS row 39).
         ("server 10.0.0.1 up", "server 10.0.0.1 up"),
         ("host 192.168.1.20", "host 192.168.1.20"),
         ("upstream 172.16.254.1:8080 refused", "upstream 172.16.254.1:8080 refused"),

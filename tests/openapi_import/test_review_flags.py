@@ -23,6 +23,7 @@ from openapi_import.selectors import server_address_warning
     ],
 )
 def test_private_servers_are_flagged(url: str, reason: str) -> None:
+    """SECURITY-TESTS row 17 (review side): spelled like row 10's block list."""
     assert server_address_warning(url) == reason
 
 

@@ -60,11 +60,11 @@ def test_fan_out_spec_imports_in_under_two_seconds(run_import: Run) -> None:
 
 
 def test_fan_out_parse_memory_is_bounded() -> None:
-    """Peak traced memory of parsing stays under 16 MB (measured: 2.4 MB). The bound: the
-    schemas are 24 x ~11 KB (270 KB of JSON, a few MB as Python objects) plus the document;
-    before the change the same parse peaked at 28 MB with only 12 operations and grew with
-    each one (854 MB on the issue's spec). 16 MB leaves room for other Python builds and still
-    fails if expansion is exponential again."""
+    """SECURITY-TESTS row 21 (node budget). Peak traced memory of parsing stays under 16 MB
+    (measured: 2.4 MB). The bound: the schemas are 24 x ~11 KB (270 KB of JSON, a few MB as
+    Python objects) plus the document; before the change the same parse peaked at 28 MB with
+    only 12 operations and grew with each one (854 MB on the issue's spec). 16 MB leaves room
+    for other Python builds and still fails if expansion is exponential again."""
     data = fanout_bytes()
     tracemalloc.start()
     try:
