@@ -93,7 +93,7 @@ def server_address_warning(url: str) -> str | None:
 def spec_private_servers(*, spec: ApiSpec) -> list[dict[str, str]]:
     """The spec's server URLs (and its base URL) that point at private addresses."""
     urls = dict.fromkeys([*(str(s) for s in spec.servers or []), spec.base_url])
-    found = []
+    found: list[dict[str, str]] = []
     for url in urls:
         reason = server_address_warning(url) if url else None
         if reason:

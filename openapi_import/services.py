@@ -415,7 +415,7 @@ def _private_servers(parsed: ParsedSpec) -> list[dict[str, str]]:
     from openapi_import.selectors import server_address_warning
 
     urls = dict.fromkeys([*parsed.servers, *(op.server_url for op in parsed.operations)])
-    found = []
+    found: list[dict[str, str]] = []
     for url in urls:
         reason = server_address_warning(url) if url else None
         if reason and len(found) < 50:

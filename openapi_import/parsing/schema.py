@@ -475,7 +475,7 @@ def _merge_siblings(target: dict[str, Any], extra: dict[str, Any]) -> dict[str, 
             conflicts[key] = value
     if not conflicts:
         return merged
-    outer = {k: merged.pop(k) for k in ("title", "description") if k in merged}
+    outer: dict[str, Any] = {k: merged.pop(k) for k in ("title", "description") if k in merged}
     return {**outer, "allOf": [merged, conflicts]}
 
 
