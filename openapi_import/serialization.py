@@ -64,12 +64,11 @@ def default_for(location: str) -> dict[str, Any]:
 def describe_parameter(param: Mapping[str, Any], *, swagger2: bool) -> dict[str, Any]:
     """The stored serialization of one parameter object (already resolved)."""
     location = str(param.get("in", ""))
-    entry = default_for(location)
     if swagger2:
         fmt = param.get("collectionFormat")
         # Swagger 2's default is csv, not OpenAPI 3's exploded form: a=1,2 rather than a=1&a=2.
-        entry["collectionFormat"] = fmt if fmt in COLLECTION_FORMATS else "csv"
-        return entry
+        return {"in": location, "collectionFormat": fmt if fmt in COLLECTION_FORMATS else "csv"}
+    entry = default_for(location)
     style = param.get("style")
     if isinstance(style, str) and style in STYLES:
         entry["style"] = style

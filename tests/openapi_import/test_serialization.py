@@ -256,3 +256,121 @@ def test_describe_body_records_encodings_and_binary_fields() -> None:
             "ids": {"collectionFormat": "multi"},
         },
     }
+
+
+# --- Recorded at import -----------------------------------------------------------------------
+
+
+def test_import_records_stripe_style_form_encodings() -> None:
+    from openapi_import.parsing import parse_document
+    from tests.openapi_import.stripe_style import stripe_style_spec
+
+    spec = parse_document(stripe_style_spec())
+    ops = {op.operation_id: op for op in spec.operations}
+    post = ops["PostCustomers"].parameter_serialization["body"]
+    assert post["contentType"] == "application/x-www-form-urlencoded"
+    assert post["encoding"]["metadata"] == {"style": "deepObject", "explode": True}
+    assert set(post["encoding"]) == {
+        "address", "expand", "invoice_settings", "metadata", "preferred_locales", "tax_id_data"
+    }  # fmt: skip
+    get = ops["GetCustomers"].parameter_serialization
+    assert get["created"] == {
+        "in": "query",
+        "style": "deepObject",
+        "explode": True,
+        "allowReserved": False,
+    }
+    assert (get["email"]["style"], get["email"]["explode"]) == ("form", True)
+    assert "requestBody encoding" not in " ".join(spec.report.unsupported)
+
+
+def test_import_records_swagger2_form_data_collection_formats() -> None:
+    from openapi_import.parsing import parse_document
+
+    doc = {
+        "swagger": "2.0",
+        "info": {"title": "T", "version": "1"},
+        "paths": {
+            "/pets": {
+                "post": {
+                    "consumes": ["application/x-www-form-urlencoded"],
+                    "parameters": [
+                        {"name": "tags", "in": "formData", "type": "array", "items": {"type": "string"}},
+                        {"name": "ids", "in": "formData", "type": "array", "collectionFormat": "multi",
+                         "items": {"type": "integer"}},
+                        {"name": "name", "in": "formData", "type": "string"},
+                    ],
+                    "responses": {},
+                }
+            }
+        },
+    }  # fmt: skip
+    (op,) = parse_document(doc).operations
+    assert op.parameter_serialization["body"] == {
+        "contentType": "application/x-www-form-urlencoded",
+        "encoding": {"tags": {"collectionFormat": "csv"}, "ids": {"collectionFormat": "multi"}},
+    }
+
+
+def test_fingerprint_changes_with_a_declared_style_only() -> None:
+    from openapi_import.parsing import parse_document
+
+    def fingerprint(param_extra: dict[str, Any]) -> str:
+        doc = {
+            "openapi": "3.0.3",
+            "info": {"title": "T", "version": "1"},
+            "paths": {
+                "/a": {
+                    "get": {
+                        "operationId": "a",
+                        "parameters": [
+                            {
+                                "name": "ids",
+                                "in": "query",
+                                "schema": {"type": "array"},
+                                **param_extra,
+                            }
+                        ],
+                        "responses": {},
+                    }
+                }
+            },
+        }
+        return parse_document(doc).operations[0].fingerprint
+
+    plain = fingerprint({})
+    # Spelling out the default is the same wire format, so the same fingerprint.
+    assert fingerprint({"style": "form", "explode": True}) == plain
+    assert fingerprint({"style": "form", "explode": False}) != plain
+    assert fingerprint({"style": "pipeDelimited"}) != plain
+
+
+@pytest.mark.django_db
+def test_import_stores_serialization_and_a_new_style_is_a_changed_operation(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    import json
+
+    from openapi_import.services import import_job_create
+    from tests.openapi_import.stripe_style import stripe_style_spec
+
+    def run(doc: dict[str, Any], **kwargs: Any) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            job = import_job_create(source="text", content=json.dumps(doc).encode(), **kwargs)
+        job.refresh_from_db()
+        assert job.status == "done", job.error_message
+        return job
+
+    doc = stripe_style_spec()
+    job = run(doc)
+    spec = job.spec
+    stored = spec.operations.get(operation_id="GetCustomers").parameter_serialization
+    assert stored["expand"]["style"] == "deepObject"
+    post = spec.operations.get(operation_id="PostCustomers")
+    assert post.parameter_serialization["body"]["encoding"]["address"]["style"] == "deepObject"
+
+    doc["paths"]["/v1/customers"]["get"]["parameters"][1]["explode"] = False
+    again = run(doc, target_spec=spec)
+    assert again.report["diff"]["changed"] == ["GetCustomers"]
+    refreshed = spec.operations.get(operation_id="GetCustomers").parameter_serialization
+    assert refreshed["email"]["explode"] is False
