@@ -295,9 +295,10 @@ def test_import_records_swagger2_form_data_collection_formats() -> None:
                 "post": {
                     "consumes": ["application/x-www-form-urlencoded"],
                     "parameters": [
-                        {"name": "tags", "in": "formData", "type": "array", "items": {"type": "string"}},
-                        {"name": "ids", "in": "formData", "type": "array", "collectionFormat": "multi",
-                         "items": {"type": "integer"}},
+                        {"name": "tags", "in": "formData", "type": "array",
+                         "items": {"type": "string"}},
+                        {"name": "ids", "in": "formData", "type": "array",
+                         "collectionFormat": "multi", "items": {"type": "integer"}},
                         {"name": "name", "in": "formData", "type": "string"},
                     ],
                     "responses": {},
