@@ -379,3 +379,76 @@ def test_stored_arguments_are_the_models_minus_credentials() -> None:
     assert tools.without_credentials(op, {"X-Key": "m", "q": "shoes", "token": "t"}) == {
         "q": "shoes"
     }
+
+
+# --- The whole corpus -------------------------------------------------------------------------
+
+
+def _sample(schema: Any, depth: int = 0) -> Any:
+    """One plausible value per schema: every type, nesting and enum the corpus has."""
+    if not isinstance(schema, dict) or depth > 4:
+        return "x y/z"
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return _sample(schema[key][0], depth + 1)
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "array":
+        return [_sample(schema.get("items", {}), depth + 1)]
+    if kind == "object" or "properties" in schema:
+        props = list((schema.get("properties") or {}).items())[:6]
+        return {k: _sample(v, depth + 1) for k, v in props} or {"k": "v"}
+    return {"integer": 1, "number": 1.5, "boolean": True}.get(str(kind), "x y/z")
+
+
+def test_no_corpus_operation_sends_a_python_repr() -> None:
+    """Every operation of the 22 corpus specs, called with a value for every property: the
+    request carries no Python repr (``{'``, ``True``, ``None``), and what cannot be serialized
+    is a clear ToolArgumentError, never a crash. (Before this change 75 of the 1,206 requests
+    carried reprs and 16 raised.)"""
+    import re
+    from urllib.parse import unquote_plus
+
+    from openapi_import.parsing import parse_spec
+
+    repr_like = re.compile(r"[\[{]'|': |True|False|None")
+    prepared = refused = 0
+    for path in sorted(CORPUS.glob("*.*")):
+        if path.suffix not in (".json", ".yaml", ".yml"):
+            continue
+        parsed = parse_spec(path.read_bytes())
+        spec = ApiSpec(
+            title=parsed.title,
+            base_url="https://api.example",
+            spec_version=parsed.spec_version,
+            security_schemes=parsed.security_schemes,
+        )
+        for p in parsed.operations:
+            op = Operation(
+                spec=spec,
+                operation_id=p.operation_id,
+                method=p.method,
+                path=p.path,
+                parameters_schema=p.parameters_schema,
+                parameter_locations=p.parameter_locations,
+                parameter_names=p.parameter_names,
+                body_content_type=p.body_content_type or "",
+                parameter_serialization=p.parameter_serialization,
+                security=list(p.security),
+            )
+            args = {k: _sample(v) for k, v in p.parameters_schema["properties"].items()}
+            try:
+                request = tools.prepare_request(op, args)
+            except tools.ToolArgumentError:
+                refused += 1
+                continue
+            prepared += 1
+            body = request.content.decode("utf-8", "replace") if request.content else ""
+            text = " ".join([unquote_plus(request.url), *request.headers.values(), body])
+            assert not repr_like.search(text), (path.name, p.operation_id, text[:300])
+    assert prepared >= 1190  # 1,199 of 1,206 when written
+    # The refusals: gmail's message/* uploads given an object, a header array of objects.
+    assert refused <= 7
