@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -261,7 +261,7 @@ def cookie_pairs(name: str, value: Any, entry: Mapping[str, Any]) -> list[tuple[
 # --- Query strings and form bodies ------------------------------------------------------------
 
 
-def query_string(params: list[tuple[str, Any, Mapping[str, Any]]]) -> str:
+def query_string(params: Sequence[tuple[str, Any, Mapping[str, Any]]]) -> str:
     """The query string (without ``?``) for (name, value, entry) triples, in order."""
     parts: list[str] = []
     for name, value, entry in params:

@@ -8,7 +8,7 @@ import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -53,6 +53,7 @@ def imported(upstream: LocalServer, django_capture_on_commit_callbacks: Any) -> 
             job = import_job_create(source="text", content=content)
         job.refresh_from_db()
         assert job.status == "done", job.error_message
+        assert job.spec_id is not None
         ApiSpec.objects.filter(pk=job.spec_id).update(
             base_url=upstream.origin + base_path, **spec_fields
         )
@@ -371,10 +372,13 @@ def test_stored_arguments_are_the_models_minus_credentials() -> None:
     spec = ApiSpecFactory(
         security_schemes={"k": {"type": "apiKey", "in": "header", "name": "X-Key"}}
     )
-    op = OperationFactory(
-        spec=spec,
-        parameter_locations={"X-Key": "header", "q": "query", "token": "query"},
-        credential_parameters=["token"],
+    op = cast(
+        Operation,
+        OperationFactory(
+            spec=spec,
+            parameter_locations={"X-Key": "header", "q": "query", "token": "query"},
+            credential_parameters=["token"],
+        ),
     )
     assert tools.without_credentials(op, {"X-Key": "m", "q": "shoes", "token": "t"}) == {
         "q": "shoes"
