@@ -182,10 +182,11 @@ def credential_placements(operation: Operation) -> list[tuple[str, str]]:
         if named:
             # One credential can fill one key; a requirement that needs two cannot be met.
             return named[:1]
+    hidden = credential_properties(operation)
     declared = {
         (location, str(operation.parameter_names.get(prop, prop)).lower())
         for prop, location in operation.parameter_locations.items()
-        if prop in credential_properties(operation)
+        if prop in hidden
     }
     return [k for k in schemes.values() if (k[0], k[1].lower()) in declared][:1]
 
