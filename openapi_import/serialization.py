@@ -163,6 +163,15 @@ def _check_flat(name: str, style: str, value: Any) -> None:
         )
 
 
+def _is_json(entry: Mapping[str, Any]) -> bool:
+    """A parameter given by ``content`` with a JSON media type is sent as its JSON text."""
+    return "json" in str(entry.get("contentType") or "").lower()
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def _members(value: Any) -> list[Any]:
     return list(value.values()) if isinstance(value, dict) else list(value)
 
@@ -180,6 +189,8 @@ def _enc(text: str, safe: str = "") -> str:
 
 def expand_path(name: str, value: Any, entry: Mapping[str, Any]) -> str:
     """The text that replaces ``{name}`` in the path (simple, label or matrix)."""
+    if _is_json(entry):
+        return _enc(_json_text(value))
     fmt = entry.get("collectionFormat")
     if fmt and isinstance(value, list):
         _check_flat(name, fmt, value)
@@ -229,7 +240,9 @@ def _matrix(name: str, value: Any, explode: bool) -> str:
 
 def header_value(name: str, value: Any, entry: Mapping[str, Any]) -> str:
     """A header's value (``simple``): lists comma-joined, objects ``k,v`` or ``k=v``."""
-    if isinstance(value, list):
+    if _is_json(entry):
+        text = _json_text(value)
+    elif isinstance(value, list):
         _check_flat(name, "simple", value)
         sep = _DELIMITERS.get(str(entry.get("collectionFormat") or "csv"), ",")
         text = sep.join(scalar_text(v) for v in value if v is not None)
@@ -283,8 +296,8 @@ def _query_raw(
         return quote(text, safe=safe)
 
     key = enc(name)
-    if "contentType" in entry and "json" in str(entry["contentType"]):
-        return [f"{key}={enc(json.dumps(value, separators=(',', ':'), ensure_ascii=False))}"]
+    if _is_json(entry):
+        return [f"{key}={enc(_json_text(value))}"]
     fmt = entry.get("collectionFormat")
     if fmt:
         return _collection(name, value, str(fmt), enc)

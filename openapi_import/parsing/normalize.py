@@ -382,8 +382,6 @@ class _Parser:
                 required.append(prop)
             # How it goes on the wire, with the version's defaults filled in (SPEC §6).
             serialization[prop] = describe_parameter(param, swagger2=self.family == "2.0")
-            if location == "cookie" and "allowEmptyValue" in param:
-                self.report.add_unsupported("allowEmptyValue on cookie parameters (ignored)")
         if not entry.is_webhook:
             self._add_undeclared_path_params(entry, properties, required, locations, names)
         body_fields: tuple[str, ...] = ()

@@ -375,3 +375,13 @@ def test_import_stores_serialization_and_a_new_style_is_a_changed_operation(
     assert again.report["diff"]["changed"] == ["GetCustomers"]
     refreshed = spec.operations.get(operation_id="GetCustomers").parameter_serialization
     assert refreshed["email"]["explode"] is False
+
+
+def test_content_json_parameters_are_sent_as_json_text() -> None:
+    entry = {"in": "query", "style": "form", "explode": True, "contentType": "application/json"}
+    assert query_string([("filter", {"q": "a b", "n": 1}, entry)]) == (
+        "filter=%7B%22q%22%3A%22a%20b%22%2C%22n%22%3A1%7D"
+    )
+    header_entry = {"in": "header", "contentType": "application/json"}
+    assert header_value("X-Filter", {"q": ["x"]}, header_entry) == '{"q":["x"]}'
+    assert expand_path("f", {"a": 1}, {"contentType": "application/json"}) == "%7B%22a%22%3A1%7D"
