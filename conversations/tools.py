@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 import jsonschema
 import structlog
@@ -28,7 +28,8 @@ from prometheus_client import Counter
 
 import safehttp
 from conversations.llm.retry import parse_retry_after
-from openapi_import.models import Operation
+from openapi_import import serialization as wire
+from openapi_import.models import ApiSpec, Operation
 
 logger = structlog.get_logger(__name__)
 
@@ -83,10 +84,50 @@ def tool_policy() -> safehttp.Policy:
     )
 
 
+def credential_properties(operation: Operation) -> set[str]:
+    """Properties the model may never fill: those the importer classified as credentials and
+    any parameter that is an ``apiKey`` security scheme's own parameter."""
+    keys = {(loc, name.lower()) for loc, name in _api_key_schemes(operation.spec).values()}
+    found = {p for p in operation.credential_parameters or [] if isinstance(p, str)}
+    for prop, location in operation.parameter_locations.items():
+        name = operation.parameter_names.get(prop, prop)
+        if (location, str(name).lower()) in keys:
+            found.add(prop)
+    return found
+
+
+def without_credentials(operation: Operation, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments minus credential properties: what is validated, stored and sent."""
+    if not isinstance(arguments, dict):
+        return arguments
+    hidden = credential_properties(operation)
+    dropped = sorted(p for p in arguments if p in hidden)
+    if dropped:
+        logger.info(
+            "tool_credential_arguments_dropped",
+            operation=operation.operation_id,
+            properties=dropped,
+        )
+    return {k: v for k, v in arguments.items() if k not in hidden}
+
+
+def model_schema(operation: Operation) -> dict[str, Any]:
+    """The operation's JSON Schema as the model sees it: credential properties left out."""
+    schema = operation.parameters_schema or {"type": "object", "properties": {}}
+    hidden = credential_properties(operation)
+    if not hidden or not isinstance(schema.get("properties"), dict):
+        return schema
+    out = dict(schema)
+    out["properties"] = {k: v for k, v in schema["properties"].items() if k not in hidden}
+    if isinstance(schema.get("required"), list):
+        out["required"] = [r for r in schema["required"] if r not in hidden]
+    return out
+
+
 def validate_arguments(operation: Operation, arguments: dict[str, Any]) -> None:
     if not isinstance(arguments, dict):
         raise ToolArgumentError("Arguments must be an object.")
-    validator = jsonschema.Draft202012Validator(operation.parameters_schema or {"type": "object"})
+    validator = jsonschema.Draft202012Validator(model_schema(operation))
     errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
@@ -110,9 +151,60 @@ class PreparedRequest:
     content: bytes | None = None
 
 
+def _api_key_schemes(spec: ApiSpec) -> dict[str, tuple[str, str]]:
+    """Security scheme name -> (in, parameter name) for the spec's ``apiKey`` schemes."""
+    schemes: dict[str, tuple[str, str]] = {}
+    for key, scheme in (spec.security_schemes or {}).items():
+        if not isinstance(scheme, dict) or scheme.get("type") != "apiKey":
+            continue
+        location, name = scheme.get("in"), scheme.get("name")
+        if location in ("header", "query", "cookie") and isinstance(name, str) and name:
+            schemes[str(key)] = (location, name)
+    return schemes
+
+
+def credential_placements(operation: Operation) -> list[tuple[str, str]]:
+    """Where the spec's upstream credential goes: (location, name) pairs.
+
+    A configured ``auth_header`` wins (the admin's explicit choice). Without one, the
+    credential goes where the operation's security requirement puts its API key (the first
+    alternative that names an ``apiKey`` scheme: header, query or cookie), or else where a
+    declared credential parameter is that scheme's parameter.
+    """
+    spec = operation.spec
+    if not spec.auth_value:
+        return []
+    if spec.auth_header:
+        return [("header", spec.auth_header)]
+    schemes = _api_key_schemes(spec)
+    for requirement in operation.security or []:
+        named = [schemes[n] for n in requirement if n in schemes]
+        if named:
+            # One credential can fill one key; a requirement that needs two cannot be met.
+            return named[:1]
+    hidden = credential_properties(operation)
+    declared = {
+        (location, str(operation.parameter_names.get(prop, prop)).lower())
+        for prop, location in operation.parameter_locations.items()
+        if prop in hidden
+    }
+    return [k for k in schemes.values() if (k[0], k[1].lower()) in declared][:1]
+
+
+def _wire_entry(operation: Operation, prop: str, location: str) -> dict[str, Any]:
+    stored = (operation.parameter_serialization or {}).get(prop)
+    if isinstance(stored, dict) and stored:
+        return stored
+    # Operations imported before serialization was recorded: the version's defaults.
+    if operation.spec.spec_version.startswith("2"):
+        return {"in": location, "collectionFormat": "csv"}
+    return wire.default_for(location)
+
+
 def prepare_request(
     operation: Operation, arguments: dict[str, Any], *, idempotency_key: str = ""
 ) -> PreparedRequest:
+    """The HTTP request for a call, each argument serialized as the spec says (SPEC §6)."""
     spec = operation.spec
     # An operation-level server wins only when absolute; a relative one (a spec uploaded rather
     # than fetched) means "where the API is", which staff set as the spec's base URL.
@@ -122,45 +214,90 @@ def prepare_request(
         raise ToolArgumentError(
             f"The spec '{spec.title}' has no absolute base URL; set it in the admin."
         )
+    try:
+        return _prepare(operation, without_credentials(operation, arguments), base, idempotency_key)
+    except wire.SerializationError as exc:
+        raise ToolArgumentError(str(exc)) from exc
+
+
+def _prepare(
+    operation: Operation, arguments: dict[str, Any], base: str, idempotency_key: str
+) -> PreparedRequest:
+    spec = operation.spec
     path = operation.path
-    query: dict[str, Any] = {}
+    query: list[tuple[str, Any, dict[str, Any]]] = []
+    cookies: list[tuple[str, str]] = []
     headers: dict[str, str] = {"Accept": "application/json"}
     body: Any = None
+    placements = credential_placements(operation)
+    credential_names = {(loc, name.lower()) for loc, name in placements}
     for prop, value in arguments.items():
         location = operation.parameter_locations.get(prop)
         name = operation.parameter_names.get(prop, prop)
-        if location == "path":
-            path = path.replace("{" + name + "}", quote(str(value), safe=""))
-        elif location == "query":
-            query[name] = value
-        elif location == "header":
-            if name.lower() in FORBIDDEN_HEADERS or name.lower() == spec.auth_header.lower():
-                continue
-            headers[name] = str(value)
-        elif location in ("body", "formData"):
+        if location in ("body", "formData"):
             body = value
-        # Cookie parameters and unknown names are dropped: nothing the model says is sent blind.
+            continue
+        if location not in ("path", "query", "header", "cookie"):
+            continue  # unknown names are dropped: nothing the model says is sent blind
+        entry = _wire_entry(operation, prop, location)
+        if location == "path":
+            path = path.replace("{" + name + "}", wire.expand_path(name, value, entry))
+        elif location == "query":
+            if ("query", name.lower()) not in credential_names:
+                query.append((name, value, entry))
+        elif location == "header":
+            lowered = name.lower()
+            if (
+                lowered in FORBIDDEN_HEADERS
+                or lowered == spec.auth_header.lower()
+                or ("header", lowered) in credential_names
+            ):
+                continue
+            if value is not None:
+                headers[name] = wire.header_value(name, value, entry)
+        elif ("cookie", name.lower()) not in credential_names:
+            cookies.extend(wire.cookie_pairs(name, value, entry))
     if "{" in path:
         raise ToolArgumentError(f"Missing path parameters in {operation.path}.")
-    url = base + path
-    if query:
-        url += "?" + urlencode(
-            {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in query.items()}
-        )
     if idempotency_key and supports_idempotency_key(operation):
         headers = {k: v for k, v in headers.items() if k.lower() != IDEMPOTENCY_HEADER}
         headers["Idempotency-Key"] = idempotency_key
-    if spec.auth_header and spec.auth_value:
-        headers[spec.auth_header] = spec.auth_value
-    content_type = operation.body_content_type or "application/json"
+    for location, name in placements:
+        if location == "header":
+            headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+            headers[name] = spec.auth_value
+        elif location == "query":
+            query.append((name, spec.auth_value, {}))
+        else:
+            cookies.append((quote(name, safe=""), quote(spec.auth_value, safe="")))
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies)
+    url = base + path
+    query_text = wire.query_string(query)
+    if query_text:
+        url += "?" + query_text
     if body is None:
         return PreparedRequest(operation.method, url, headers)
-    if "json" in content_type:
+    body_entry = (operation.parameter_serialization or {}).get("body") or {}
+    content_type = operation.body_content_type or "application/json"
+    media = content_type.split(";", 1)[0].strip().lower()
+    encoding = body_entry.get("encoding") or {}
+    if not body_entry and spec.spec_version.startswith("2") and isinstance(body, dict):
+        encoding = {k: {"collectionFormat": "csv"} for k, v in body.items() if isinstance(v, list)}
+    if "json" in media:
         return PreparedRequest(operation.method, url, headers, json=body)
-    if content_type == "application/x-www-form-urlencoded" and isinstance(body, dict):
+    if media == wire.FORM:
+        headers["Content-Type"] = wire.FORM
+        return PreparedRequest(
+            operation.method, url, headers, content=wire.form_body(body, encoding)
+        )
+    if media == wire.MULTIPART:
+        content, headers["Content-Type"] = wire.multipart_body(body, encoding)
+        return PreparedRequest(operation.method, url, headers, content=content)
+    if isinstance(body, str):
         headers["Content-Type"] = content_type
-        return PreparedRequest(operation.method, url, headers, content=urlencode(body).encode())
-    raise ToolArgumentError(f"Request bodies of type {content_type} are not supported yet.")
+        return PreparedRequest(operation.method, url, headers, content=body.encode("utf-8"))
+    raise ToolArgumentError(f"A {content_type} request body must be given as text.")
 
 
 def _decode(response: safehttp.SafeResponse) -> Any:
@@ -200,6 +337,7 @@ async def execute(
     started = time.perf_counter()
     outcome = ToolOutcome(ok=False)
     try:
+        arguments = without_credentials(operation, arguments)
         validate_arguments(operation, arguments)
         request = prepare_request(operation, arguments, idempotency_key=idempotency_key)
     except ToolArgumentError as exc:

@@ -43,6 +43,7 @@ from conversations.services import (
     handoff_request,
     message_append,
 )
+from conversations.tools import model_schema, without_credentials
 from openapi_import.models import AccessType, Approval, Operation
 
 logger = structlog.get_logger(__name__)
@@ -512,7 +513,8 @@ def tool_spec(operation: Operation) -> ToolSpec:
     return ToolSpec(
         name=operation.operation_id,
         description=description or f"{operation.method} {operation.path}",
-        parameters=operation.parameters_schema or {"type": "object", "properties": {}},
+        # Credential parameters are never the model's to fill (SPEC §6).
+        parameters=model_schema(operation),
     )
 
 
@@ -949,6 +951,8 @@ async def _tool_call(
             conversation_id, turn, None, name, arguments, ToolCall.Status.SKIPPED
         )
         return _wrap(name, None, {"error": f"There is no tool named {name}."})
+    # What is stored, shown for approval and sent is what the model gave, minus credentials.
+    arguments = without_credentials(operation, arguments)
     approver, reason = approval_needed(setup.agent, operation, arguments)
     if approver:
         call = await db(_tool_record)(

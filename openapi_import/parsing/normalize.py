@@ -28,6 +28,7 @@ from openapi_import.parsing.types import (
     ParsedSpec,
     SpecError,
 )
+from openapi_import.serialization import default_for, describe_body, describe_parameter
 
 __all__ = ["generate_operation_id", "parse_document", "parse_spec", "sanitize_operation_id"]
 
@@ -82,7 +83,6 @@ _NAME_MAPS = frozenset(
         "variables",
     }
 )
-_SERIALIZATION_KEYS = ("style", "explode", "allowReserved", "collectionFormat", "allowEmptyValue")
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_TOOL_NAME = 64
 _FORM = "application/x-www-form-urlencoded"
@@ -404,15 +404,8 @@ class _Parser:
             names[prop] = name
             if param.get("required") is True or location == "path":
                 required.append(prop)
-            ser = {k: param[k] for k in _SERIALIZATION_KEYS if k in param}
-            if isinstance(param.get("content"), dict) and param["content"]:
-                ser["content_type"] = next(iter(param["content"]))
-            if ser:
-                serialization[prop] = ser
-            if location == "cookie":
-                self.report.add_unsupported(
-                    "cookie parameters (kept in the schema with location 'cookie')"
-                )
+            # How it goes on the wire, with the version's defaults filled in (SPEC §6).
+            serialization[prop] = describe_parameter(param, swagger2=self.family == "2.0")
         if not entry.is_webhook:
             self._add_undeclared_path_params(entry, properties, required, locations, names)
         body_fields: tuple[str, ...] = ()
@@ -456,7 +449,9 @@ class _Parser:
             extensions={k: clone(v) for k, v in op.items() if k.startswith("x-")},
             body_field_names=body_fields,
             is_webhook=entry.is_webhook,
-            fingerprint=_fingerprint(method, path, parameters_schema, summary),
+            fingerprint=_fingerprint(
+                method, path, parameters_schema, summary, _declared_wire(serialization)
+            ),
             original_operation_id=_text(op.get("operationId")),
             parameter_names=names,
             parameter_serialization=serialization,
@@ -543,12 +538,14 @@ class _Parser:
             schema = self.schemas.normalize(media["schema"])
         else:
             schema = _schemaless_body(media_type)
-        if media.get("encoding"):
-            self.report.add_unsupported("requestBody encoding (per-field multipart encodings)")
+        if media.get("encoding") and _base_type(media_type) not in (_FORM, _MULTIPART):
+            self.report.add_unsupported("requestBody encoding outside form and multipart bodies")
+        serialization = describe_body(media_type, media.get("encoding"), schema)
         description = request_body.get("description")
         if isinstance(description, str) and description and isinstance(schema, dict):
             schema = {**schema, "description": description}
-        return _Body(schema, request_body.get("required") is True, media_type, "body", {})
+        required = request_body.get("required") is True
+        return _Body(schema, required, media_type, "body", serialization)
 
     def _swagger2_body(self, entry: _RawOperation, params: list[dict[str, Any]]) -> _Body | None:
         label = f"{entry.method} {entry.path}"
@@ -569,7 +566,8 @@ class _Parser:
             if isinstance(description, str) and description and isinstance(schema, dict):
                 schema = {**schema, "description": description}
             content_type = _choose_media_type(consumes) if consumes else _JSON
-            return _Body(schema, param.get("required") is True, content_type, "body", {})
+            serialization = describe_body(content_type, None, schema)
+            return _Body(schema, param.get("required") is True, content_type, "body", serialization)
         if not form_params:
             return None
         properties: dict[str, Any] = {}
@@ -581,8 +579,9 @@ class _Parser:
             properties[param["name"]] = self._parameter_schema(param)
             if param.get("required") is True:
                 required.append(param["name"])
-            if "collectionFormat" in param:
-                formats[param["name"]] = param["collectionFormat"]
+            if param.get("type") == "array":
+                # Swagger 2's default for arrays is csv, in a form body as in a query.
+                formats[param["name"]] = param.get("collectionFormat", "csv")
         form_schema: dict[str, Any] = {"type": "object", "properties": properties}
         if required:
             form_schema["required"] = required
@@ -592,7 +591,7 @@ class _Parser:
             content_type = _FORM
         else:
             content_type = _MULTIPART if _MULTIPART in consumes else consumes[0]
-        serialization = {"collectionFormat": formats} if formats else {}
+        serialization = describe_body(content_type, None, form_schema, formats=formats)
         return _Body(form_schema, bool(required), content_type, "formData", serialization)
 
     def _add_undeclared_path_params(
@@ -784,9 +783,37 @@ def _unique(base: str, claimed: set[str]) -> str:
     return candidate
 
 
-def _fingerprint(method: str, path: str, schema: dict[str, Any], summary: str) -> str:
+def _base_type(media_type: str) -> str:
+    return media_type.split(";", 1)[0].strip().lower()
+
+
+def _declared_wire(serialization: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The parts of the serialization that differ from the defaults: a spec that changes a
+    style changes the fingerprint, while specs that declare none keep their old fingerprints."""
+    declared: dict[str, Any] = {}
+    for prop, entry in serialization.items():
+        if prop == "body" and entry.get("encoding"):
+            declared[prop] = entry["encoding"]
+        elif prop != "body":
+            location = str(entry.get("in", ""))
+            default = (
+                {"in": location, "collectionFormat": "csv"}
+                if "collectionFormat" in entry
+                else default_for(location)
+            )
+            if entry != default:
+                declared[prop] = entry
+    return declared
+
+
+def _fingerprint(
+    method: str, path: str, schema: dict[str, Any], summary: str, wire: dict[str, Any]
+) -> str:
+    parts: list[Any] = [method, path, schema, summary]
+    if wire:
+        parts.append(wire)
     canonical = json.dumps(
-        [method, path, schema, summary],
+        parts,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

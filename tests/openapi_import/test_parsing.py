@@ -477,9 +477,14 @@ def test_name_collision_with_body_and_between_locations() -> None:
         "id__cookie": "id",
         "body": "body",
     }
-    assert spec.report.unsupported == [
-        "cookie parameters (kept in the schema with location 'cookie')"
-    ]
+    # Cookie parameters are sent now (SPEC §6), so they are no longer reported as unsupported.
+    assert spec.report.unsupported == []
+    assert op.parameter_serialization["id__cookie"] == {
+        "in": "cookie",
+        "style": "form",
+        "explode": True,
+        "allowReserved": False,
+    }
 
 
 def test_reserved_headers_are_ignored_in_3x() -> None:
@@ -539,8 +544,14 @@ def test_parameter_content_and_serialization_are_kept() -> None:
     assert props(op)["filter"] == {"type": "object", "properties": {"q": {"type": "string"}}}
     assert props(op)["ids"]["deprecated"] is True
     assert op.parameter_serialization == {
-        "filter": {"content_type": "application/json"},
-        "ids": {"style": "form", "explode": False},
+        "filter": {
+            "in": "query",
+            "style": "form",
+            "explode": True,
+            "allowReserved": False,
+            "contentType": "application/json",
+        },
+        "ids": {"in": "query", "style": "form", "explode": False, "allowReserved": False},
     }
 
 
@@ -620,7 +631,11 @@ def test_swagger2_parameters_become_schemas() -> None:
             "default": 20,
         },
     }
-    assert op.parameter_serialization == {"tags": {"collectionFormat": "csv"}}
+    # Swagger 2 arrays default to csv (a=1,2), unlike OpenAPI 3's exploded form.
+    assert op.parameter_serialization == {
+        "tags": {"in": "query", "collectionFormat": "csv"},
+        "limit": {"in": "query", "collectionFormat": "csv"},
+    }
 
 
 # -- request bodies ---------------------------------------------------------------------------
