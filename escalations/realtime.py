@@ -113,3 +113,27 @@ def _send(frame: dict[str, Any]) -> None:
 def broadcast_on_commit(frame: dict[str, Any]) -> None:
     """Send after the transaction commits, so no agent sees a change that was rolled back."""
     transaction.on_commit(lambda: _send(frame))
+
+
+# Sessions: one group per staff member, so that logout, deactivation, a password change or a
+# lost role reach that member's sockets in every process (docs/escalations.md).
+SESSION_EVENT_TYPE = "staff.session_ended"
+
+
+def staff_user_group(user_id: int) -> str:
+    return f"staff_user.{user_id}"
+
+
+async def send_session_ended(user_id: int, *, session_key: str | None, reason: str) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        group = staff_user_group(user_id)
+        await layer.group_send(
+            group,
+            {
+                "type": SESSION_EVENT_TYPE,
+                "group": group,
+                "session_key": session_key,
+                "reason": reason,
+            },
+        )

@@ -3,11 +3,16 @@ and who may do what."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import User
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from access.roles import SUPERVISOR
 from conversations.models import Conversation, Interrupt, Message, ToolCall
@@ -178,4 +183,21 @@ def packet_facts_get(*, conversation_id: UUID | str) -> PacketFacts:
                 "created_at"
             )
         ],
+    )
+
+
+def staff_session_valid(*, user_id: int, session_key: str | None, session_hash: str) -> bool:
+    """Whether a staff socket opened with this session may still receive the queue and chat:
+    the user still exists, is active staff with the view permission, their password (hence
+    ``get_session_auth_hash``) is the one the socket connected with, and the session is still
+    in the store, unexpired and theirs (logout flushes it)."""
+    user = User.objects.filter(pk=user_id).first()
+    if user is None or not user_may_view_queue(user) or not session_key or not session_hash:
+        return False
+    if not constant_time_compare(session_hash, user.get_session_auth_hash()):
+        return False
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    stored_hash = session.get(HASH_SESSION_KEY) or ""
+    return session.get(SESSION_KEY) == str(user_id) and constant_time_compare(
+        stored_hash, user.get_session_auth_hash()
     )
