@@ -16,7 +16,6 @@ from typing import Any
 import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.contrib.auth import HASH_SESSION_KEY
 from django.contrib.auth.models import User
 
 from config.errors import ApplicationError
@@ -24,7 +23,12 @@ from config.hub import NO_LAYER, Encoded, encode_frame, hub
 from config.logging import bind_ws_context
 from conversations.realtime import conversation_group
 from escalations import protocol
-from escalations.realtime import SESSION_EVENT_TYPE, STAFF_GROUP, staff_user_group
+from escalations.realtime import (
+    SESSION_EVENT_TYPE,
+    STAFF_GROUP,
+    scope_session,
+    staff_user_group,
+)
 from escalations.selectors import staff_session_valid, user_may_view_queue
 
 logger = structlog.get_logger(__name__)
@@ -34,14 +38,6 @@ CLOSE_SESSION_ENDED = 4401
 # How stale the session check may be when relaying queue and chat frames (client frames and
 # session_ended messages always check afresh).
 RECHECK_SECONDS = 5.0
-
-
-def _session_of(scope: dict[str, Any]) -> tuple[str | None, str]:
-    """The socket's session key and the auth hash the session held at connect."""
-    session = scope.get("session")
-    if session is None:
-        return None, ""
-    return session.session_key, str(session.get(HASH_SESSION_KEY, ""))
 
 
 class EscalationQueueConsumer(AsyncWebsocketConsumer):
@@ -67,7 +63,9 @@ class EscalationQueueConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.user = user
-        self.session_key, self.session_hash = await database_sync_to_async(_session_of)(self.scope)
+        self.session_key, self.session_hash = await database_sync_to_async(scope_session)(
+            self.scope
+        )
         self.checked_at = time.monotonic()
         await self.accept()
         # Join the process's relay, then read the snapshot: nothing falls in between. Frames

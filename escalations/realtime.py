@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.contrib.auth import HASH_SESSION_KEY
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
@@ -121,7 +122,17 @@ SESSION_EVENT_TYPE = "staff.session_ended"
 
 
 def staff_user_group(user_id: int) -> str:
+    """The member's sockets (the staff stream, and chat sockets opened by a signed-in user)."""
     return f"staff_user.{user_id}"
+
+
+def scope_session(scope: dict[str, Any]) -> tuple[str | None, str]:
+    """A socket's session key and the auth hash its session held at connect (sync: the
+    session may load from the store)."""
+    session = scope.get("session")
+    if session is None:
+        return None, ""
+    return session.session_key, str(session.get(HASH_SESSION_KEY, ""))
 
 
 async def send_session_ended(user_id: int, *, session_key: str | None, reason: str) -> None:

@@ -182,3 +182,49 @@ async def test_queue_frames_are_not_relayed_once_the_session_is_invalid(
     message = await ws.receive_output(timeout=WITHIN)
     assert message["type"] == "websocket.close", message  # not the escalation_created frame
     assert message["code"] == consumers.CLOSE_SESSION_ENDED
+
+
+async def open_chat(user: User) -> tuple[WebsocketCommunicator, WebsocketCommunicator, str]:
+    """Two chat sockets on the user's own conversation: one on a session that will end, one
+    on another session of the same user, which must survive a logout of the first."""
+    from config.asgi import application
+    from conversations.services import conversation_start
+
+    conversation = await db(conversation_start)(user=user)
+    sockets, keys = [], []
+    for _ in range(2):
+        key = await db(session_key)(user)
+        cookie = f"{settings.SESSION_COOKIE_NAME}={key}".encode()
+        ws = WebsocketCommunicator(
+            application, f"/ws/chat/{conversation.pk}/", headers=[ORIGIN, (b"cookie", cookie)]
+        )
+        connected, code = await ws.connect()
+        assert connected, code
+        assert (await ws.receive_json_from(timeout=5))["type"] == "ready"
+        sockets.append(ws)
+        keys.append(key)
+    return sockets[0], sockets[1], keys[0]
+
+
+async def test_logout_closes_the_staff_members_own_chat_socket(support_agent: User) -> None:
+    from conversations.consumers import CLOSE_SESSION_ENDED
+
+    chat, other_session, key = await open_chat(support_agent)
+
+    assert await logout_over_http(key) == 200
+
+    assert await close_code(chat) == CLOSE_SESSION_ENDED
+    await other_session.send_json_to({"type": "ping"})
+    assert await next_of(other_session, "pong") == {"type": "pong"}
+    await other_session.disconnect()
+
+
+async def test_deactivation_closes_every_chat_socket_of_the_member(support_agent: User) -> None:
+    from conversations.consumers import CLOSE_SESSION_ENDED
+
+    chat, other_session, _ = await open_chat(support_agent)
+
+    await db(TRIGGERS["deactivated"])(support_agent.pk)
+
+    assert await close_code(chat) == CLOSE_SESSION_ENDED
+    assert await close_code(other_session) == CLOSE_SESSION_ENDED
