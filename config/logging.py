@@ -46,10 +46,12 @@ def redact_secrets(logger: Any, method: str, event_dict: dict[str, Any]) -> dict
 
 def mask_pii(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Mask emails, phone numbers, cards and IBANs in every logged value (SPEC §12)."""
-    from config.pii import mask
+    from config.pii import mask, mask_request_line
 
     for key, value in event_dict.items():
-        if key not in _NOT_PII and isinstance(value, str | dict | list | tuple):
+        if key == "request" and isinstance(value, str):
+            event_dict[key] = mask_request_line(value)  # "GET /path?query": keeps dates
+        elif key not in _NOT_PII and isinstance(value, str | dict | list | tuple):
             event_dict[key] = mask(value)
     if event_dict.get("_from_structlog") is False and isinstance(event_dict.get("event"), str):
         # A standard-library record's message is free text ("Not Found: /orders/ana@…").

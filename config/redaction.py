@@ -48,7 +48,12 @@ _SECRET_QUERY_NAME = re.compile(
     re.IGNORECASE,
 )
 _QUERY_PAIR = re.compile(r"(?P<lead>[?&;](?P<name>[^=&;?\s\"'#]+)=)(?P<value>[^&;\s\"'#]*)")
-_SCHEME_CREDENTIAL = re.compile(r"\b(?P<scheme>Bearer|Basic|Digest|Token)\s+[^\s\"',;]+", re.I)
+# "Bearer" in any case; the other schemes capitalised and with a credential-sized value, so that
+# prose ("token budget", "basic plan") stays as it is.
+_SCHEME_CREDENTIAL = re.compile(
+    r"\b(?P<scheme>[Bb][Ee][Aa][Rr][Ee][Rr])\s+[^\s\"',;]+"
+    r"|\b(?P<other>Basic|Digest|Token)\s+[A-Za-z0-9._~+/=-]{8,}"
+)
 _HEADER = re.compile(
     r"(?P<lead>[\"']?\b(?:proxy-)?(?:authorization|cookie|set-cookie|x-api-key|api-key)\b[\"']?"
     r"\s*[:=]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\r\n,}]+)",
@@ -81,7 +86,9 @@ def redact_text(text: str) -> str:
         return text
     text = _UNEXPECTED_AUTH.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
     text = _HEADER.sub(lambda m: m.group("lead") + REDACTED, text)
-    text = _SCHEME_CREDENTIAL.sub(lambda m: f"{m.group('scheme')} {REDACTED}", text)
+    text = _SCHEME_CREDENTIAL.sub(
+        lambda m: f"{m.group('scheme') or m.group('other')} {REDACTED}", text
+    )
     text = _QUERY_PAIR.sub(_query_value, text)
     return _KEY_SHAPES.sub(REDACTED, text)
 

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.test import Client
 
 from config.logging import build_logging
+from config.pii import mask_request_line
 from config.redaction import redact_text
 from config.server import AccessLog
 
@@ -185,10 +186,31 @@ def test_daphnes_access_lines_are_redacted_and_masked(log_format: str) -> None:
         ("used Bearer abc", "used Bearer [redacted]"),
         ("key ad_0123456789ab_abcdefghijklmnop leaked", "key [redacted] leaked"),
         ("order 1042 shipped", "order 1042 shipped"),
+        ("Token budget exceeded on the basic plan", "Token budget exceeded on the basic plan"),
+        ("sent Basic dXNlcjpwYXNz", "sent Basic [redacted]"),
     ],
 )
 def test_redact_text(text: str, expected: str) -> None:
     assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("GET /x?email=ana@example.com", "GET /x?email=a***@example.com"),
+        ("GET /x?email=ana.lima%40example.com&p=1", "GET /x?email=a***%40example.com&p=1"),
+        ("GET /x?phone=%2B4915123456789", "GET /x?phone=[phone]"),
+        ("GET /a?from=2026-12-01&to=2026-12-03", "GET /a?from=2026-12-01&to=2026-12-03"),
+        (
+            "GET /c/123e4567-e89b-12d3-a456-426614174000/",
+            "GET /c/123e4567-e89b-12d3-a456-426614174000/",
+        ),
+        ("GET /x?card=4111111111111111", "GET /x?card=[card ••••1111]"),
+    ],
+)
+def test_mask_request_line_masks_pii_and_keeps_dates(line: str, expected: str) -> None:
+    """Row 39 (logs): the request field's PII is masked; its dates and ids stay readable."""
+    assert mask_request_line(line) == expected
 
 
 def _free_port() -> int:
