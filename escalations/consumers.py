@@ -145,9 +145,10 @@ class EscalationQueueConsumer(AsyncWebsocketConsumer):
             return
         self.ended = True
         self.backlog.clear()
-        await self.leave_all()
         logger.info("staff_socket_session_ended", reason=reason)
+        # Close first: leaving the last group stops the hub's task, which may be this one.
         await self.close(code=CLOSE_SESSION_ENDED)
+        await self.leave_all()
 
     async def watch(self, conversation_id: str | None) -> None:
         """Follow at most one conversation: the one on the agent's handoff page."""
