@@ -25,4 +25,4 @@ EXPOSE 8000
 
 # Checks run first (Daphne does not run them); WebSocket frames are capped at 64 KiB, above
 # the chat's 32 KiB frame limit so the application answers with an error frame instead.
-CMD ["sh", "-c", "python manage.py check --deploy --fail-level ERROR && exec daphne --bind 0.0.0.0 --port 8000 --proxy-headers --websocket_timeout 86400 --websocket_connect_timeout 10 --websocket-max-message-size 65536 --websocket-max-frame-size 65536 --application-close-timeout 10 config.asgi:application"]
+CMD ["sh", "-c", "python manage.py check --deploy --fail-level ERROR && exec python -m config.server --bind 0.0.0.0 --port 8000 --proxy-headers --websocket_timeout 86400 --websocket_connect_timeout 10 --websocket-max-message-size 65536 --websocket-max-frame-size 65536 --application-close-timeout 10 config.asgi:application"]

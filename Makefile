@@ -33,7 +33,7 @@ demo: migrate
 run: demo
 	$(PY) manage.py check --fail-level ERROR
 	$(PY) manage.py collectstatic --no-input --verbosity 0
-	$(BIN)/daphne --bind $(HOST) --port $(PORT) --websocket_timeout 86400 \
+	$(PY) -m config.server --bind $(HOST) --port $(PORT) --websocket_timeout 86400 \
 	  --websocket-max-message-size 65536 --websocket-max-frame-size 65536 config.asgi:application
 
 test: $(VENV)/.installed

@@ -21,24 +21,48 @@ _NOT_PII = frozenset(
         "ws_path",
         "conversation_id",
         "code",
-        "request",
     }
 )
+# Our own fields (no user text, no secret): not scanned for secrets either.
+_NOT_SECRET = frozenset({"timestamp", "level", "logger", "request_id"})
+
+
+def redact_secrets(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Replace API keys, tokens, cookies and credential query values with ``[redacted]`` in
+    every logged value, structlog's and the standard library's alike (``event`` is the whole
+    message of a stdlib record), so no handler or format can print one (SECURITY-TESTS row 25).
+    """
+    from config.redaction import REDACTED, is_secret_field, redact
+
+    for key, value in event_dict.items():
+        if key in _NOT_SECRET or key.startswith("_"):
+            continue
+        if is_secret_field(key) and value:
+            event_dict[key] = REDACTED
+        elif isinstance(value, str | dict | list | tuple):
+            event_dict[key] = redact(value)
+    return event_dict
 
 
 def mask_pii(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Mask emails, phone numbers, cards and IBANs in every logged value (SPEC §12)."""
-    from config.pii import mask
+    from config.pii import mask, mask_request_line
 
     for key, value in event_dict.items():
-        if key not in _NOT_PII and isinstance(value, str | dict | list | tuple):
+        if key == "request" and isinstance(value, str):
+            event_dict[key] = mask_request_line(value)  # "GET /path?query": keeps dates
+        elif key not in _NOT_PII and isinstance(value, str | dict | list | tuple):
             event_dict[key] = mask(value)
+    if event_dict.get("_from_structlog") is False and isinstance(event_dict.get("event"), str):
+        # A standard-library record's message is free text ("Not Found: /orders/ana@…").
+        event_dict["event"] = mask(event_dict["event"])
     return event_dict
 
 
 def _processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
+        redact_secrets,
         mask_pii,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -81,6 +105,9 @@ def build_logging(*, log_format: str, level: str) -> dict[str, Any]:
         },
         "root": {"handlers": ["default"], "level": level},
         "loggers": {
+            # Not Django's own console handler (raw lines, unredacted: "Unexpected auth -
+            # '<key>'"): its records go to the root's handler like everyone's.
+            "django": {"handlers": [], "level": level, "propagate": True},
             "django.db.backends": {"level": "INFO" if level == "DEBUG" else level},
             "daphne": {"level": level},
             "httpx": {"level": "WARNING"},

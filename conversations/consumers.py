@@ -15,11 +15,14 @@ from config.hub import NO_LAYER, Encoded, encode_frame, hub
 from config.logging import bind_ws_context
 from conversations import protocol
 from conversations.realtime import conversation_group
+from escalations.realtime import SESSION_EVENT_TYPE, scope_session, staff_user_group
+from escalations.selectors import user_session_valid
 
 logger = structlog.get_logger(__name__)
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_FLOODING = 4429
+CLOSE_SESSION_ENDED = 4401
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -27,6 +30,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     conversation_id: str
     strikes: int = 0
     joined: bool = False
+    # Set when access came from a signed-in session (the conversation is the user's): the
+    # socket then ends with that session (logout, deactivation, password change).
+    session_user_id: int | None = None
+    session_key: str | None = None
+    session_hash: str = ""
+    ended: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -49,9 +58,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.warning("chat_socket_refused")
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        if conversation.user_id is not None:
+            self.session_user_id = conversation.user_id
+            self.session_key, self.session_hash = await database_sync_to_async(scope_session)(
+                self.scope
+            )
         relay = hub()
         if relay is not None:
             await relay.join(conversation_group(self.conversation_id), self)
+            if self.session_user_id is not None:
+                await relay.join(staff_user_group(self.session_user_id), self)
             self.joined = True
         await self.accept()
         protocol.socket_opened()
@@ -75,6 +91,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         relay = hub()
         if self.joined and relay is not None:
             await relay.leave(conversation_group(self.conversation_id), self)
+            if self.session_user_id is not None:
+                await relay.leave(staff_user_group(self.session_user_id), self)
         protocol.socket_closed(accepted=self.scope.get("_ad_accepted", False))
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
@@ -108,12 +126,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=encode_frame(frame))
 
     async def relay(self, group: str, event: dict[str, Any], encoded: Encoded) -> None:
+        if self.ended:
+            return
+        if self.session_user_id is not None and group == staff_user_group(self.session_user_id):
+            await self.session_event(event)
+            return
         texts = encoded.get("chat", lambda: [encode_frame(frame) for frame in event["frames"]])
         if self.held is not None:
             self.held.extend(texts)
             return
         for text in texts:
             await self.send(text_data=text)
+
+    async def session_event(self, event: dict[str, Any]) -> None:
+        """``staff.session_ended`` (escalations.services.staff_sessions_end): close when this
+        socket's session logged out or is no longer valid."""
+        if event.get("type") != SESSION_EVENT_TYPE or self.session_user_id is None:
+            return
+        key = event.get("session_key")
+        ended = bool(key) and key == self.session_key
+        if not ended:
+            ended = not await database_sync_to_async(user_session_valid)(
+                user_id=self.session_user_id,
+                session_key=self.session_key,
+                session_hash=self.session_hash,
+            )
+        if ended:
+            self.ended = True
+            logger.info("chat_socket_session_ended", reason=event.get("reason", ""))
+            await self.close(code=CLOSE_SESSION_ENDED)
 
     async def release(self) -> None:
         while self.held:

@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class EscalationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "escalations"
+
+    def ready(self) -> None:
+        from escalations import signals  # noqa: F401  (connects the session-ending receivers)

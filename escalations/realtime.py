@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.contrib.auth import HASH_SESSION_KEY
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
@@ -113,3 +114,37 @@ def _send(frame: dict[str, Any]) -> None:
 def broadcast_on_commit(frame: dict[str, Any]) -> None:
     """Send after the transaction commits, so no agent sees a change that was rolled back."""
     transaction.on_commit(lambda: _send(frame))
+
+
+# Sessions: one group per staff member, so that logout, deactivation, a password change or a
+# lost role reach that member's sockets in every process (docs/escalations.md).
+SESSION_EVENT_TYPE = "staff.session_ended"
+
+
+def staff_user_group(user_id: int) -> str:
+    """The member's sockets (the staff stream, and chat sockets opened by a signed-in user)."""
+    return f"staff_user.{user_id}"
+
+
+def scope_session(scope: dict[str, Any]) -> tuple[str | None, str]:
+    """A socket's session key and the auth hash its session held at connect (sync: the
+    session may load from the store)."""
+    session = scope.get("session")
+    if session is None:
+        return None, ""
+    return session.session_key, str(session.get(HASH_SESSION_KEY, ""))
+
+
+async def send_session_ended(user_id: int, *, session_key: str | None, reason: str) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        group = staff_user_group(user_id)
+        await layer.group_send(
+            group,
+            {
+                "type": SESSION_EVENT_TYPE,
+                "group": group,
+                "session_key": session_key,
+                "reason": reason,
+            },
+        )

@@ -3,11 +3,16 @@ and who may do what."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import User
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from access.roles import SUPERVISOR
 from conversations.models import Conversation, Interrupt, Message, ToolCall
@@ -178,4 +183,35 @@ def packet_facts_get(*, conversation_id: UUID | str) -> PacketFacts:
                 "created_at"
             )
         ],
+    )
+
+
+def user_session_valid(*, user_id: int, session_key: str | None, session_hash: str) -> bool:
+    """Whether a socket opened with this session still speaks for the user: the user exists
+    and is active, their password (hence ``get_session_auth_hash``) is the one the socket
+    connected with, and the session is still in the store, unexpired and theirs (logout
+    flushes it)."""
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    return user is not None and _session_matches(user, session_key, session_hash)
+
+
+def staff_session_valid(*, user_id: int, session_key: str | None, session_hash: str) -> bool:
+    """:func:`user_session_valid`, and the user is still staff allowed to see the queue."""
+    user = User.objects.filter(pk=user_id).first()
+    return (
+        user is not None
+        and user_may_view_queue(user)
+        and _session_matches(user, session_key, session_hash)
+    )
+
+
+def _session_matches(user: User, session_key: str | None, session_hash: str) -> bool:
+    if not session_key or not session_hash:
+        return False
+    if not constant_time_compare(session_hash, user.get_session_auth_hash()):
+        return False
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    stored_hash = session.get(HASH_SESSION_KEY) or ""
+    return session.get(SESSION_KEY) == str(user.pk) and constant_time_compare(
+        stored_hash, user.get_session_auth_hash()
     )

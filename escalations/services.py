@@ -8,6 +8,7 @@ jobs after commit, so neither can fail or undo the escalation.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,12 @@ from conversations.services import (
 )
 from escalations import packet as packets
 from escalations.models import Escalation
-from escalations.realtime import broadcast_on_commit, escalation_frame, staff_name
+from escalations.realtime import (
+    broadcast_on_commit,
+    escalation_frame,
+    send_session_ended,
+    staff_name,
+)
 from escalations.selectors import (
     escalation_open_for_conversation,
     escalations_open_on_closed_conversations,
@@ -464,3 +470,26 @@ def escalation_assess(*, escalation_id: int) -> dict[str, Any]:
         broadcast_on_commit(escalation_frame("updated", current))
     logger.info("escalation_assessed", escalation_id=escalation_id, status=assessment.get("status"))
     return assessment
+
+
+def staff_sessions_end(
+    *, user_ids: Iterable[int], reason: str, session_key: str | None = None
+) -> None:
+    """Tell these staff members' sockets, in every process, that their session may have ended
+    (logout, deactivation, password change, lost role), after the change commits. A socket
+    opened with ``session_key`` closes at once; every other socket of the user re-checks its
+    session and closes unless it is still valid (docs/escalations.md, close code 4401)."""
+    ids = sorted({int(pk) for pk in user_ids})
+    if not ids:
+        return
+
+    def send() -> None:
+        for user_id in ids:
+            try:
+                async_to_sync(send_session_ended)(user_id, session_key=session_key, reason=reason)
+            except Exception:
+                # The per-frame re-check still closes the socket on its next frame.
+                logger.exception("staff_session_end_failed", user_id=user_id, reason=reason)
+        logger.info("staff_sessions_ended", user_ids=ids, reason=reason)
+
+    transaction.on_commit(send)

@@ -21,15 +21,19 @@ from openapi_import.services import import_job_create, operation_update, operati
 
 
 class ApiSpecForm(ModelForm):
-    """The credential is write-only: the form never shows it, and leaving it empty keeps it."""
+    """The credential is write-only: the form never shows it, leaving it empty keeps it, and
+    "Remove the credential" clears it."""
 
     auth_value = forms.CharField(
         required=False,
-        widget=forms.PasswordInput(render_value=False),
+        max_length=2000,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         label="Credential",
-        help_text="Sent in the header above on every tool call. Leave empty to keep the current "
-        "value; write '-' to remove it.",
+        help_text="Sent in the header above on every tool call. Write-only: leave empty to keep "
+        "the current value.",
     )
+    clear_auth_value = forms.BooleanField(required=False, label="Remove the credential")
 
     class Meta:
         model = ApiSpec
@@ -37,9 +41,20 @@ class ApiSpecForm(ModelForm):
 
     def clean_auth_value(self) -> str:
         value: str = self.cleaned_data.get("auth_value", "")
-        if value == "-":
-            return ""
         return value or (self.instance.auth_value if self.instance.pk else "")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("clear_auth_value"):
+            if self.data.get(self.add_prefix("auth_value")):
+                self.add_error(
+                    "clear_auth_value", "Either write a new credential or remove it, not both."
+                )
+            data["auth_value"] = ""
+        return data
+
+
+_CREDENTIAL_INPUTS = ("auth_value", "clear_auth_value")
 
 
 @admin.register(ApiSpec)
@@ -66,7 +81,32 @@ class ApiSpecAdmin(admin.ModelAdmin):
         "updated_at",
         "operations_link",
     )
-    fields = ("title", "base_url", "auth_header", "auth_value", *readonly_fields)
+    fields = (
+        "title",
+        "base_url",
+        "auth_header",
+        "credential",
+        "auth_value",
+        "clear_auth_value",
+        *readonly_fields,
+    )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        if not self.has_change_permission(request, obj):
+            # Read-only pages render every field's stored value: never the credential's.
+            return [f for f in fields if f not in _CREDENTIAL_INPUTS]
+        if obj is None:
+            return [f for f in fields if f not in ("credential", "clear_auth_value")]
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("credential", *super().get_readonly_fields(request, obj))
+
+    @admin.display(description="Credential")
+    def credential(self, spec: ApiSpec) -> str:
+        """Whether a credential is stored, never what it is (for everyone, supervisors too)."""
+        return "set" if spec.auth_value else "not set"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiSpec]:
         return (

@@ -37,10 +37,18 @@
         }
         if (frame && typeof frame === "object") onFrame(frame);
       });
-      socket.addEventListener("close", () => {
+      socket.addEventListener("close", (event) => {
         if (ws !== socket) return;
         ws = null;
         window.clearInterval(pinger);
+        // 4401: the session ended (signed out, deactivated, password or role changed). A
+        // retry would be refused before the handshake, which browsers report as 1006, so it
+        // would retry forever: stop, and let a reload sign in again (or reconnect, when the
+        // session is still valid, say after changing one's own password).
+        if (event.code === 4401 || event.code === 4403) {
+          onStatus("signed_out");
+          return;
+        }
         // Full jitter: many agents' tabs do not all come back at the same instant.
         const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
         const delay = Math.round(Math.random() * ceiling) + 200;
@@ -72,6 +80,7 @@
   function statusText(status, delay) {
     if (status === "connected") return "Live";
     if (status === "reconnecting") return `Connection lost; retrying in ${Math.ceil(delay / 1000)} s…`;
+    if (status === "signed_out") return "Session ended: reload the page to continue.";
     return "Connecting…";
   }
 
