@@ -98,12 +98,12 @@ class Conversation(models.Model):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["state", "updated_at"])]
 
+    def __str__(self) -> str:
+        return self.title or f"Conversation {str(self.id)[:8]}"
+
     @property
     def is_verified(self) -> bool:
         return self.identity_source != IdentitySource.ANONYMOUS and self.verified_at is not None
-
-    def __str__(self) -> str:
-        return self.title or f"Conversation {str(self.id)[:8]}"
 
 
 class Turn(models.Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from channels.testing import WebsocketCommunicator
@@ -52,7 +53,7 @@ def turn_ended(frame: dict[str, Any]) -> bool:
 
 
 def verify_customer(
-    conversation_id: object,
+    conversation_id: uuid.UUID | str,
     *,
     email: str = "ana@example.com",
     customer_id: str = "",
