@@ -81,7 +81,7 @@ class ImportJob(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Re-import into this spec; otherwise matched by URL or title, or created.",
+        help_text="Re-import into this spec; otherwise matched by the same source URL, or created.",
     )
     spec = models.ForeignKey(
         ApiSpec, null=True, blank=True, on_delete=models.SET_NULL, related_name="import_jobs"
