@@ -9,6 +9,7 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -99,7 +100,7 @@ def test_python_older_than_3_12_4_is_refused(
     assert [e.id for e in errors] == (["actiondesk.E022"] if refused else [])
     if refused:
         monkeypatch.setattr(checks.checks, "run_checks", lambda tags: errors)
-        with pytest.raises(Exception, match="actiondesk.E022"):
+        with pytest.raises(ImproperlyConfigured, match=r"actiondesk\.E022"):
             checks.raise_on_startup_errors()
 
 
