@@ -266,6 +266,7 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_FORMAT not in {"console", "json"}:
     raise EnvError(f"LOG_FORMAT={LOG_FORMAT!r}; use console or json.")
 LOGGING = build_logging(log_format=LOG_FORMAT, level=LOG_LEVEL)
+LOGGING_CONFIG = "config.logging.configure"
 DJANGO_STRUCTLOG_CELERY_ENABLED = False
 # X-Request-ID from the client is used only when this is on (a proxy in front sets it) and the
 # value is at most 64 of [A-Za-z0-9-]; otherwise every request gets a fresh id
