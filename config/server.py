@@ -62,7 +62,7 @@ def refusing_protocol() -> type:
     from daphne.ws_protocol import WebSocketProtocol
 
     class RefusingWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]
-        def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802, N803
+        def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
             if getattr(self, "failedByMe", False):
                 ws_logger.warning(
                     "websocket_frame_refused",
