@@ -14,7 +14,14 @@ from typing import Any, cast
 import structlog
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import (
+    ObjectDoesNotExist,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousMultipartForm,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import (
@@ -171,6 +178,26 @@ def install_error_handlers(api: ActiondeskAPI) -> None:
     api.add_exception_handler(Http404, cast(Any, _not_found))
     api.add_exception_handler(ObjectDoesNotExist, cast(Any, _not_found))
 
+    @api.exception_handler(RequestDataTooBig)
+    def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return api.error_response(
+            request,
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            payload_too_large_message(),
+            status=413,
+            details={"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+        )
+
+    def _bad_body(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # Too many fields or files, a malformed multipart body: the client's fault, not a 500.
+        logger.warning("api_request_body_refused", kind=type(exc).__name__)
+        return api.error_response(
+            request, ErrorCode.BAD_REQUEST, "The request body could not be read.", status=400
+        )
+
+    for family in (TooManyFieldsSent, TooManyFilesSent, SuspiciousMultipartForm):
+        api.add_exception_handler(family, cast(Any, _bad_body))
+
     @api.exception_handler(HttpError)
     def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         code, _ = code_for_status(exc.status_code)
@@ -187,6 +214,14 @@ def install_error_handlers(api: ActiondeskAPI) -> None:
             status=500,
             details={"request_id": request_id} if request_id else {},
         )
+
+
+def payload_too_large_message() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+    return (
+        f"The request body is larger than the {limit / (1024 * 1024):.1f} MiB limit; "
+        "send large specs as a file upload."
+    )
 
 
 def create_api(**kwargs: Any) -> ActiondeskAPI:

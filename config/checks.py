@@ -6,13 +6,21 @@ ASGI application is loaded, so Daphne refuses to start on them too.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from config.hosts import wildcard_entries
+
 TAG = "actiondesk"
+# 3.12.4 fixed ipaddress's is_private/is_global for IPv4-mapped and other ranges (CVE-2024-4032),
+# which the SSRF guard's tables lean on as a safety net.
+MIN_PYTHON = (3, 12, 4)
+# The demo shop's published key (demo_shop.api.DEFAULT_KEY, also in docs/demo-shop.md).
+DEMO_SHOP_DEFAULT_KEY = "demo-shop-key"
 LLM_BACKEND_KINDS = ("offline", "openai", "recorded")
 
 
@@ -116,6 +124,69 @@ def check_production_shape(app_configs: Any = None, **kwargs: Any) -> list[check
             )
         )
     return warnings
+
+
+def _python_version() -> tuple[int, ...]:
+    return tuple(sys.version_info[:3])
+
+
+@checks.register(TAG)
+def check_python_version(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    version = _python_version()
+    if version < MIN_PYTHON:
+        shown = ".".join(str(part) for part in version)
+        return [
+            checks.Error(
+                f"Python {shown} is older than 3.12.4, whose ipaddress module misjudges "
+                "private addresses (CVE-2024-4032) that the SSRF guard must refuse.",
+                hint="Run Actiondesk on Python 3.12.4 or later (3.13 recommended).",
+                id="actiondesk.E022",
+            )
+        ]
+    return []
+
+
+@checks.register(TAG)
+def check_wildcard_hosts(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``*`` in ALLOWED_HOSTS makes the WebSocket origin check admit every origin
+    (SECURITY-TESTS row 3); development with DEBUG on may still use it."""
+    if settings.DEBUG:
+        return []
+    errors: list[checks.CheckMessage] = []
+    if wildcard_entries(list(settings.ALLOWED_HOSTS)):
+        errors.append(
+            checks.Error(
+                "ALLOWED_HOSTS contains '*': every Host header and every WebSocket origin is "
+                "accepted.",
+                hint="Set DJANGO_ALLOWED_HOSTS to this server's host names, comma-separated.",
+                id="actiondesk.E021",
+            )
+        )
+    bad = wildcard_entries(list(settings.CSRF_TRUSTED_ORIGINS))
+    if bad:
+        errors.append(
+            checks.Error(
+                f"CSRF_TRUSTED_ORIGINS trusts every origin: {bad}.",
+                hint="Set DJANGO_CSRF_TRUSTED_ORIGINS to full origins such as "
+                "https://support.example.com.",
+                id="actiondesk.E021",
+            )
+        )
+    return errors
+
+
+@checks.register(TAG, deploy=True)
+def check_demo_shop_key(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if settings.DEMO_SHOP_ENABLED and settings.DEMO_SHOP_API_KEY == DEMO_SHOP_DEFAULT_KEY:
+        return [
+            checks.Error(
+                "The demo shop is enabled with its published key 'demo-shop-key': anyone can "
+                "cancel and refund its orders.",
+                hint="Set DEMO_SHOP_ENABLED=false, or DEMO_SHOP_API_KEY to a long random string.",
+                id="actiondesk.E020",
+            )
+        ]
+    return []
 
 
 def raise_on_startup_errors() -> None:

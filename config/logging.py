@@ -6,6 +6,8 @@ django-structlog does not cover WebSockets, so consumers call :func:`bind_ws_con
 
 from __future__ import annotations
 
+import logging
+import logging.config
 from typing import Any
 
 import structlog
@@ -114,6 +116,13 @@ def build_logging(*, log_format: str, level: str) -> dict[str, Any]:
             "httpcore": {"level": "WARNING"},
         },
     }
+
+
+def configure(config: dict[str, Any]) -> None:
+    """``LOGGING_CONFIG``: the dict config, and Python warnings routed through logging
+    (``py.warnings``) so they too are redacted and rendered as JSON instead of raw stderr."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
 
 
 def bind_ws_context(

@@ -1,5 +1,7 @@
-"""HTTP middleware: the request id header, and the API envelope for responses that never reached
-django-ninja (unknown URLs under ``/api/``, 405s, CSRF failures, server errors)."""
+"""HTTP middleware: the request id (taken from ``X-Request-ID`` only when trusted and well-formed)
+and its response header, the refusal of NUL characters in URLs, and the API envelope for
+responses that never reached django-ninja (unknown URLs under ``/api/``, 405s, CSRF failures,
+server errors)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from typing import Any
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django_structlog.middlewares import RequestMiddleware
 
 from config.errors import ErrorCode, error_body, is_envelope
+from config.hosts import request_id_is_well_formed
 
 API_PREFIX = "/api/"
 
@@ -38,6 +43,26 @@ class _Middleware:
 
     def process(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         raise NotImplementedError
+
+
+logger = structlog.get_logger(__name__)
+
+
+class RequestLogMiddleware(RequestMiddleware):
+    """django-structlog's request logging, with the client's ``X-Request-ID`` dropped unless
+    ``TRUST_REQUEST_ID_HEADER`` is on and the value is at most 64 of ``[A-Za-z0-9-]``: an
+    untrusted id could be chosen to collide with another request's, and a long or odd one
+    would be copied into every log line and the response header. Dropped, the request gets a
+    fresh id (django-structlog is told to trust whatever header is left)."""
+
+    def prepare(self, request: HttpRequest) -> None:
+        sent = request.META.get("HTTP_X_REQUEST_ID")
+        if sent is not None and not (
+            settings.TRUST_REQUEST_ID_HEADER and request_id_is_well_formed(sent)
+        ):
+            del request.META["HTTP_X_REQUEST_ID"]
+            request.__dict__.pop("headers", None)  # HttpRequest.headers is cached from META
+        super().prepare(request)
 
 
 class RequestIdMiddleware(_Middleware):
@@ -82,6 +107,52 @@ def _is_envelope(response: HttpResponse) -> bool:
     except ValueError:
         return False
     return is_envelope(body)
+
+
+class QueryGuardMiddleware:
+    """A NUL character in the path or in any query name or value is refused with 422 before a
+    view sees it: PostgreSQL cannot store or compare text with NUL, so it would otherwise
+    surface as a 500 from whichever query first used the value."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        refused = self.refusal(request)
+        if self._async:
+            return self.__acall__(request, refused)
+        return refused or self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest, refused: HttpResponse | None) -> HttpResponse:
+        return refused or await self.get_response(request)
+
+    @staticmethod
+    def refusal(request: HttpRequest) -> HttpResponse | None:
+        fields = ["path"] if "\x00" in request.path else []
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                fields.append(f"query.{name.replace(chr(0), '')}")
+        if not fields:
+            return None
+        logger.warning("request_refused_nul", fields=fields)
+        message = "The URL contains a NUL character (%00), which no parameter may hold."
+        if request.path.startswith(API_PREFIX):
+            details = {
+                "fields": [
+                    {"field": field, "message": "NUL characters are not allowed.", "type": "nul"}
+                    for field in fields
+                ]
+            }
+            return JsonResponse(
+                error_body(ErrorCode.VALIDATION_ERROR, message, details), status=422
+            )
+        return HttpResponse(message, status=422, content_type="text/plain; charset=utf-8")
 
 
 class ApiEnvelopeMiddleware(_Middleware):

@@ -3,9 +3,10 @@
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
 from access.auth import require
+from config.pagination import BoundedPagination
 from conversations.models import Message
 from escalations.models import Escalation
 from escalations.schemas import (
@@ -35,7 +36,7 @@ def _get(escalation_id: int) -> Escalation:
 
 
 @router.get("/escalations", response=list[EscalationOut], summary="List escalations")
-@paginate(LimitOffsetPagination)
+@paginate(BoundedPagination)
 def list_escalations(request: HttpRequest, filters: Query[EscalationFilters]) -> object:
     require(request, scope=SCOPE, permission=VIEW_PERMISSION)
     escalations_cancel_closed()

@@ -3,9 +3,10 @@
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import File, Form, Query, Router, Status, UploadedFile
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
 from access.auth import require
+from config.pagination import BoundedPagination
 from openapi_import.models import ApiSpec, ImportJob, Operation
 from openapi_import.schemas import (
     ApiSpecOut,
@@ -69,7 +70,7 @@ def create_import_upload(
 
 
 @router.get("/imports", response=list[ImportJobListItem], summary="List imports")
-@paginate(LimitOffsetPagination)
+@paginate(BoundedPagination)
 def list_imports(request: HttpRequest) -> object:
     require(request, scope="imports", permission=VIEW)
     return import_job_list()
@@ -82,7 +83,7 @@ def get_import(request: HttpRequest, job_id: int) -> ImportJob:
 
 
 @router.get("/specs", response=list[ApiSpecOut], summary="List imported specs")
-@paginate(LimitOffsetPagination)
+@paginate(BoundedPagination)
 def list_specs(request: HttpRequest) -> object:
     require(request, scope="imports", permission="openapi_import.view_apispec")
     return spec_list()
@@ -91,7 +92,7 @@ def list_specs(request: HttpRequest) -> object:
 @router.get(
     "/specs/{spec_id}/operations", response=list[OperationOut], summary="A spec's operations"
 )
-@paginate(LimitOffsetPagination)
+@paginate(BoundedPagination)
 def list_operations(request: HttpRequest, spec_id: int, filters: Query[OperationFilters]) -> object:
     require(request, scope="imports", permission="openapi_import.view_operation")
     get_object_or_404(ApiSpec, pk=spec_id)

@@ -63,6 +63,8 @@ Resolver = Callable[[str, int], list[str]]
 
 _SUPPORTED_SCHEMES = frozenset({"http", "https"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Ports a fetch may reach without an allow-list entry naming ``host:port``.
+STANDARD_PORTS = frozenset({80, 443})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Headers this module owns: Host must match the checked URL, framing is computed from the body,
 # and Accept-Encoding must only name codings we can decode under the cap.
@@ -100,7 +102,10 @@ class Policy:
     ``allowed_hosts`` entries are ``host`` (any port) or ``host:port`` (IPv6 as ``[::1]:8000``);
     a match skips the address check (``allowlist_bypasses_address_check``), which is how the
     development demo shop on 127.0.0.1 gets through. With ``require_allowlist`` every other
-    host is refused. ``timeout`` is the total for the whole fetch, redirects and body included.
+    host is refused. Only ``ports`` (80 and 443) are reachable unless an entry names the
+    ``host:port`` itself: a bare ``host`` entry does not open its other ports, so a URL cannot
+    turn a fetch against SSH or Redis on a public host. ``timeout`` is the total for the whole
+    fetch, redirects and body included.
     """
 
     allowed_hosts: frozenset[str] = frozenset()
@@ -113,6 +118,7 @@ class Policy:
     # False keeps the address check for allow-listed hosts too: use it when the allow-list
     # holds tenant-supplied upstream hosts, whose DNS the tenant controls.
     allowlist_bypasses_address_check: bool = True
+    ports: frozenset[int] = STANDARD_PORTS
 
     def __post_init__(self) -> None:
         hosts = frozenset(h.strip().lower() for h in self.allowed_hosts)
@@ -205,15 +211,19 @@ def _first_hop(
     return _Hop(method.upper(), parsed, tuple(caller), body)
 
 
-def _allow_list_match(policy: Policy, host: str, literal: IPAddress | None, port: int) -> bool:
+def _allow_list_match(
+    policy: Policy, host: str, literal: IPAddress | None, port: int
+) -> tuple[bool, bool]:
+    """``(host listed, host:port listed)``: only the second opens a non-standard port."""
     if literal is not None:
         # An IP in any spelling matches its canonical entry: 2130706433 is 127.0.0.1.
         name = f"[{literal}]" if literal.version == 6 else str(literal)
-        keys = {name, f"{name}:{port}", str(literal)}
+        names = {name, str(literal)}
     else:
-        name = host[:-1] if host.endswith(".") else host
-        keys = {name, f"{name}:{port}"}
-    return not keys.isdisjoint(policy.allowed_hosts)
+        names = {host[:-1] if host.endswith(".") else host}
+    with_port = {f"{n}:{port}" for n in names}
+    listed_port = not with_port.isdisjoint(policy.allowed_hosts)
+    return listed_port or not names.isdisjoint(policy.allowed_hosts), listed_port
 
 
 def _inspect(hop: _Hop, policy: Policy) -> _Target:
@@ -236,10 +246,17 @@ def _inspect(hop: _Hop, policy: Policy) -> _Target:
         raise BlockedDestination(f"{hop.refused}{exc}") from None
     if literal is None and not _HOSTNAME.fullmatch(host):
         raise BlockedDestination(f"{hop.refused}{host!r} is not a valid host name")
-    listed = _allow_list_match(policy, host, literal, port)
+    listed, listed_port = _allow_list_match(policy, host, literal, port)
+    shown = host if literal is None else str(literal)
     if policy.require_allowlist and not listed:
-        shown = host if literal is None else str(literal)
         raise BlockedDestination(f"{hop.refused}{shown} is not on the list of allowed hosts")
+    if port not in policy.ports and not listed_port:
+        standard = " and ".join(str(p) for p in sorted(policy.ports)) or "none"
+        entry = f"[{literal}]:{port}" if literal is not None and literal.version == 6 else ""
+        raise BlockedDestination(
+            f"{hop.refused}port {port} is not allowed (only {standard}, or an allowed-hosts "
+            f"entry {entry or f'{shown}:{port}'})"
+        )
     check = not (listed and policy.allowlist_bypasses_address_check)
     if literal is not None:
         reason = address_block_reason(literal) if check else None

@@ -100,8 +100,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django_structlog.middlewares.RequestMiddleware",
+    "config.middleware.RequestLogMiddleware",
     "config.middleware.RequestIdMiddleware",
+    "config.middleware.QueryGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -265,9 +266,15 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_FORMAT not in {"console", "json"}:
     raise EnvError(f"LOG_FORMAT={LOG_FORMAT!r}; use console or json.")
 LOGGING = build_logging(log_format=LOG_FORMAT, level=LOG_LEVEL)
+LOGGING_CONFIG = "config.logging.configure"
 DJANGO_STRUCTLOG_CELERY_ENABLED = False
-# The proxy in front (or a client quoting an id) may send X-Request-ID; keep it across hops.
-DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = env_bool("LOG_TRUST_REQUEST_ID", True)
+# X-Request-ID from the client is used only when this is on (a proxy in front sets it) and the
+# value is at most 64 of [A-Za-z0-9-]; otherwise every request gets a fresh id
+# (config.middleware.RequestLogMiddleware). LOG_TRUST_REQUEST_ID is the old name.
+TRUST_REQUEST_ID_HEADER = env_bool("TRUST_REQUEST_ID_HEADER", env_bool("LOG_TRUST_REQUEST_ID"))
+# django-structlog takes whatever header reaches it; RequestLogMiddleware removes it first unless
+# trusted and well-formed.
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
 
 # --- Actiondesk --------------------------------------------------------------------------------
 
@@ -335,7 +342,10 @@ AGENT_CACHE_SECONDS = env_float("AGENT_CACHE_SECONDS", 60.0)
 ESCALATE_AFTER_TOOL_FAILURES = env_int("ESCALATE_AFTER_TOOL_FAILURES", 3, minimum=1)
 ESCALATE_AFTER_REJECTIONS = env_int("ESCALATE_AFTER_REJECTIONS", 3, minimum=1)
 
-# The demo shop's upstream key (the demo's tools send it as X-Shop-Key).
+# The demo shop at /demo-shop/: mounted only when enabled (default on in local and test, off in
+# production). Its upstream key (the demo's tools send it as X-Shop-Key) is published, so
+# `check --deploy` refuses an enabled shop that still uses it (actiondesk.E020).
+DEMO_SHOP_ENABLED = env_bool("DEMO_SHOP_ENABLED", False)
 DEMO_SHOP_API_KEY = env_str("DEMO_SHOP_API_KEY", "demo-shop-key")
 # Prometheus /metrics: with a token, scrapers send it as a bearer token; without, staff only.
 METRICS_TOKEN = env_str("METRICS_TOKEN")

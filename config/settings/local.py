@@ -1,5 +1,5 @@
 """Development: ``make run``. Debug on, a throw-away secret key, localhost only, the demo shop on
-localhost let through the SSRF guard."""
+localhost let through the SSRF guard (its ``host:port``: other ports stay closed)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .base import (
 )
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+DEMO_SHOP_ENABLED = env_bool("DEMO_SHOP_ENABLED", True)
 SECRET_KEY = SECRET_KEY or "django-insecure-local-development-only-do-not-deploy"
 ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]
 OUTBOUND_ALLOWED_HOSTS = OUTBOUND_ALLOWED_HOSTS or ["127.0.0.1:8000", "localhost:8000"]

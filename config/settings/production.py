@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.hosts import wildcard_entries
+
 from .base import *  # noqa: F403
-from .base import ALLOWED_HOSTS, SECRET_KEY, env_bool, env_int
+from .base import ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, SECRET_KEY, env_bool, env_int
 
 if not SECRET_KEY:
     raise ImproperlyConfigured(
@@ -19,6 +21,17 @@ if not ALLOWED_HOSTS:
     raise ImproperlyConfigured(
         "DJANGO_ALLOWED_HOSTS is not set: list the host names this server answers to, "
         "comma-separated (for example support.example.com)."
+    )
+# With "*" the WebSocket origin check (AllowedHostsOriginValidator) admits every origin.
+if wildcard_entries(ALLOWED_HOSTS):
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS contains '*', which admits every host and every WebSocket "
+        "origin: list the host names this server answers to (for example support.example.com)."
+    )
+if wildcard_entries(CSRF_TRUSTED_ORIGINS):
+    raise ImproperlyConfigured(
+        f"DJANGO_CSRF_TRUSTED_ORIGINS contains {wildcard_entries(CSRF_TRUSTED_ORIGINS)}, which "
+        "trusts every origin: list full origins (for example https://support.example.com)."
     )
 
 DEBUG = False

@@ -8,11 +8,20 @@ import os
 import re
 
 from .base import *  # noqa: F403
-from .base import CACHES, CHANNEL_LAYERS, DATABASES, REDIS_PREFIX, REDIS_URL, build_logging
+from .base import (
+    CACHES,
+    CHANNEL_LAYERS,
+    DATABASES,
+    REDIS_PREFIX,
+    REDIS_URL,
+    build_logging,
+    env_bool,
+)
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-" + "x" * 32
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+DEMO_SHOP_ENABLED = env_bool("DEMO_SHOP_ENABLED", True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
 STORAGES = {

@@ -35,6 +35,9 @@ from safehttp import (
     safe_request,
 )
 
+# The loopback servers listen on random ports; the port rule itself is tested in test_ports.py.
+ANY_PORT = frozenset(range(1, 65536))
+
 # --- local servers ---------------------------------------------------------------------------
 
 Route = Callable[[BaseHTTPRequestHandler], None]
@@ -250,14 +253,16 @@ def test_loopback_is_refused_in_every_spelling_without_connecting(
     ]
     for host in spellings:
         with pytest.raises(BlockedDestination, match="fetch refused") as caught:
-            safe_get(f"http://{host}:{port}/", policy=Policy(resolver=refuse_resolution))
+            safe_get(
+                f"http://{host}:{port}/", policy=Policy(ports=ANY_PORT, resolver=refuse_resolution)
+            )
         assert re.search("loopback|not a valid URL", caught.value.reason), host
     # A name that the system resolver maps to loopback is refused after resolution.
     with pytest.raises(BlockedDestination, match=r"localhost resolves to .*loopback"):
-        safe_get(f"http://localhost:{port}/", policy=Policy())
+        safe_get(f"http://localhost:{port}/", policy=Policy(ports=ANY_PORT))
     assert server.requests == []
     # The server was reachable all along: the allow-list lets the same request through.
-    allowed = Policy(allowed_hosts=frozenset({f"127.0.0.1:{port}"}))
+    allowed = Policy(ports=ANY_PORT, allowed_hosts=frozenset({f"127.0.0.1:{port}"}))
     assert safe_get(f"http://127.1:{port}/", policy=allowed).json() == {"ok": True}
     assert len(server.requests) == 1
 
@@ -346,7 +351,7 @@ def test_dns_rebinding_connects_to_the_checked_address(serve: Callable[..., Loca
     checked.routes["/"] = ok(b"checked")
     rebound.routes["/"] = ok(b"rebound")
     resolver = Resolver({"shop.example": [["127.0.0.2"], ["127.0.0.3"]]})
-    policy = Policy(allowed_hosts=frozenset({"shop.example"}), resolver=resolver)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"shop.example"}), resolver=resolver)
 
     response = safe_get(f"http://shop.example:{checked.port}/", policy=policy)
 
@@ -375,7 +380,7 @@ def test_unreachable_first_address_falls_back_to_the_next_checked_one(
     server = serve("127.0.0.2")
     server.routes["/"] = ok(b"second")
     resolver = Resolver({"shop.example": ["127.0.0.3", "127.0.0.2"]})  # nothing on .3
-    policy = Policy(allowed_hosts=frozenset({"shop.example"}), resolver=resolver)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"shop.example"}), resolver=resolver)
     response = safe_get(server.url("/", host="shop.example"), policy=policy)
     assert response.content == b"second"
     assert len(resolver.calls) == 1
@@ -404,7 +409,10 @@ def test_pinning_keeps_the_port_and_brackets_ipv6() -> None:
     resolver = Resolver({"v6.example": ["2606:4700::1"]})
     seen, transport = recording()
     safe_request(
-        "GET", "https://v6.example:8443/", policy=Policy(resolver=resolver), transport=transport
+        "GET",
+        "https://v6.example:8443/",
+        policy=Policy(ports=ANY_PORT, resolver=resolver),
+        transport=transport,
     )
     (request,) = seen
     assert str(request.url) == "https://[2606:4700::1]:8443/"
@@ -452,7 +460,7 @@ def test_redirect_to_a_name_resolving_to_private_is_refused(
     server = serve("127.0.0.2")
     server.routes["/"] = redirect("http://internal.example/admin")
     resolver = Resolver({"shop.example": ["127.0.0.2"], "internal.example": ["192.168.0.10"]})
-    policy = Policy(allowed_hosts=frozenset({"shop.example"}), resolver=resolver)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"shop.example"}), resolver=resolver)
     with pytest.raises(
         BlockedDestination, match=re.escape("internal.example resolves to 192.168.0.10")
     ):
@@ -463,7 +471,7 @@ def test_redirect_to_a_name_resolving_to_private_is_refused(
 def test_redirect_to_file_scheme_is_refused(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     server.routes["/"] = redirect("file:///etc/passwd")
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}))
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}))
     with pytest.raises(BlockedDestination, match="after a redirect: 'file' URLs are not allowed"):
         safe_get(server.url("/"), policy=policy)
 
@@ -475,7 +483,9 @@ def test_allowed_redirect_is_followed_with_a_fresh_check(
     origin.routes["/spec"] = redirect(cdn.url("/v2/spec.json", host="cdn.example"), 301)
     cdn.routes["/v2/spec.json"] = ok(b'{"openapi": "3.1.0"}')
     resolver = Resolver({"shop.example": ["127.0.0.2"], "cdn.example": ["127.0.0.3"]})
-    policy = Policy(allowed_hosts=frozenset({"shop.example", "cdn.example"}), resolver=resolver)
+    policy = Policy(
+        ports=ANY_PORT, allowed_hosts=frozenset({"shop.example", "cdn.example"}), resolver=resolver
+    )
 
     start = origin.url("/spec", host="shop.example")
     response = safe_get(start, policy=policy)
@@ -492,7 +502,7 @@ def test_relative_redirect_stays_pinned_and_rechecks(serve: Callable[..., LocalS
     server.routes["/old"] = redirect("/new", 308)
     server.routes["/new"] = ok(b"new")
     resolver = Resolver({"shop.example": ["127.0.0.2"]})
-    policy = Policy(allowed_hosts=frozenset({"shop.example"}), resolver=resolver)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"shop.example"}), resolver=resolver)
     response = safe_get(server.url("/old", host="shop.example"), policy=policy)
     assert response.content == b"new"
     assert [r.path for r in server.requests] == ["/old", "/new"]
@@ -505,7 +515,7 @@ def test_redirect_chain_longer_than_the_limit_is_refused(
     server = serve()
     for n in range(10):
         server.routes[f"/r{n}"] = redirect(f"/r{n + 1}")
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), max_redirects=2)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), max_redirects=2)
     with pytest.raises(TooManyRedirects, match="more than 2 redirects"):
         safe_get(server.url("/r0"), policy=policy)
     assert [r.path for r in server.requests] == ["/r0", "/r1", "/r2"]
@@ -521,7 +531,7 @@ def test_redirects_refused_when_max_redirects_is_zero(serve: Callable[..., Local
     server = serve()
     server.routes["/"] = redirect("/elsewhere")
     server.routes["/elsewhere"] = ok()
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), max_redirects=0)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), max_redirects=0)
     with pytest.raises(TooManyRedirects, match="redirects are not allowed"):
         safe_get(server.url("/"), policy=policy)
     assert [r.path for r in server.requests] == ["/"]
@@ -530,7 +540,9 @@ def test_redirects_refused_when_max_redirects_is_zero(serve: Callable[..., Local
 def test_redirect_without_location_is_returned(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     server.routes["/"] = lambda h: respond(h, 302, b"nowhere")
-    response = safe_get(server.url("/"), policy=Policy(allowed_hosts=frozenset({"127.0.0.1"})))
+    response = safe_get(
+        server.url("/"), policy=Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}))
+    )
     assert response.status_code == 302 and response.content == b"nowhere"
 
 
@@ -542,7 +554,11 @@ def test_credentials_are_dropped_on_cross_origin_redirect(
     origin.routes["/b"] = redirect(other.url("/c", host="other.example"))
     other.routes["/c"] = ok()
     resolver = Resolver({"shop.example": ["127.0.0.2"], "other.example": ["127.0.0.3"]})
-    policy = Policy(allowed_hosts=frozenset({"shop.example", "other.example"}), resolver=resolver)
+    policy = Policy(
+        ports=ANY_PORT,
+        allowed_hosts=frozenset({"shop.example", "other.example"}),
+        resolver=resolver,
+    )
     headers = {
         "Authorization": "Bearer secret-token",
         "Cookie": "session=abc",
@@ -572,7 +588,7 @@ def test_post_redirects_change_method_as_browsers_do(
     server = serve()
     server.routes["/submit"] = redirect("/result", status)
     server.routes["/result"] = ok()
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}))
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}))
 
     safe_request("POST", server.url("/submit"), policy=policy, json={"a": 1})
 
@@ -591,7 +607,11 @@ def test_303_keeps_head(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     server.routes["/"] = redirect("/other", 303)
     server.routes["/other"] = ok()
-    safe_request("HEAD", server.url("/"), policy=Policy(allowed_hosts=frozenset({"127.0.0.1"})))
+    safe_request(
+        "HEAD",
+        server.url("/"),
+        policy=Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"})),
+    )
     assert [r.method for r in server.requests] == ["HEAD", "HEAD"]
 
 
@@ -610,7 +630,9 @@ def test_declared_content_length_over_the_cap_is_refused(
         server.stop.wait(2)  # never sends the body
 
     server.routes["/"] = huge
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), max_bytes=1024 * 1024, timeout=5)
+    policy = Policy(
+        ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), max_bytes=1024 * 1024, timeout=5
+    )
     started = time.monotonic()
     with pytest.raises(TooLarge, match="larger than the 1 MB limit"):
         safe_get(server.url("/"), policy=policy)
@@ -649,7 +671,7 @@ def test_chunked_body_over_the_cap_is_stopped_with_bounded_memory(
 ) -> None:
     server = serve()
     server.routes["/"] = _chunked_forever(server)
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), max_bytes=512 * 1024)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), max_bytes=512 * 1024)
 
     def fetch() -> None:
         with pytest.raises(TooLarge, match="larger than the 512 KB limit"):
@@ -678,7 +700,7 @@ def test_compression_bomb_is_stopped_by_the_decoded_size(
     server = serve()
     _serve_bomb(server, encoding, wbits)
     assert len(gzip_bomb(wbits=wbits)) < 256 * 1024  # small on the wire...
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), max_bytes=1024 * 1024)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), max_bytes=1024 * 1024)
 
     def fetch() -> None:
         with pytest.raises(TooLarge, match="larger than the 1 MB limit"):  # ...16 MiB decoded
@@ -697,7 +719,9 @@ def test_compressed_body_under_the_cap_is_decoded(
     compressor = zlib.compressobj(6, zlib.DEFLATED, wbits)
     body = compressor.compress(text) + compressor.flush()
     server.routes["/"] = lambda h: respond(h, 200, body, {"Content-Encoding": encoding})
-    response = safe_get(server.url("/"), policy=Policy(allowed_hosts=frozenset({"127.0.0.1"})))
+    response = safe_get(
+        server.url("/"), policy=Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}))
+    )
     assert response.content == text
     assert server.requests[0].headers["accept-encoding"] == "gzip, deflate"
 
@@ -709,14 +733,18 @@ def test_unsupported_or_stacked_encodings_are_refused(
     server = serve()
     server.routes["/"] = lambda h: respond(h, 200, b"\x1f\x8b...", {"Content-Encoding": encoding})
     with pytest.raises(UpstreamError, match="unsupported content-encoding"):
-        safe_get(server.url("/"), policy=Policy(allowed_hosts=frozenset({"127.0.0.1"})))
+        safe_get(
+            server.url("/"), policy=Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}))
+        )
 
 
 def test_corrupt_compressed_body_is_an_upstream_error(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     server.routes["/"] = lambda h: respond(h, 200, b"not gzip at all", {"Content-Encoding": "gzip"})
     with pytest.raises(UpstreamError, match="not valid compressed data"):
-        safe_get(server.url("/"), policy=Policy(allowed_hosts=frozenset({"127.0.0.1"})))
+        safe_get(
+            server.url("/"), policy=Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}))
+        )
 
 
 # --- deadline and connection failures --------------------------------------------------------
@@ -742,7 +770,7 @@ def _slow_drip(server: LocalServer, first_delay: float = 0.0, interval: float = 
 def test_slow_drip_upstream_is_cut_at_the_deadline(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     server.routes["/"] = _slow_drip(server)
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), timeout=0.5)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), timeout=0.5)
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded, match=re.escape("took longer than the 0.5 s limit")):
         safe_get(server.url("/"), policy=policy)
@@ -753,7 +781,7 @@ def test_deadline_bounds_each_read_not_only_the_gaps(serve: Callable[..., LocalS
     # One byte at 1 s, then silence: a plain per-read timeout of 1.2 s would wait until 2.2 s.
     server = serve()
     server.routes["/"] = _slow_drip(server, first_delay=1.0, interval=5)
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), timeout=1.2)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), timeout=1.2)
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
         safe_get(server.url("/"), policy=policy)
@@ -793,7 +821,7 @@ def test_transport_timeouts_become_deadline_exceeded() -> None:
 def test_header_values_never_reach_error_messages(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     server.routes["/"] = ok()
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}))
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}))
     with pytest.raises(UpstreamError) as caught:
         safe_get(server.url("/"), policy=policy, headers={"Authorization": "Bearer sekrit\r\nX: y"})
     assert "sekrit" not in str(caught.value)
@@ -806,7 +834,9 @@ def test_header_values_never_reach_error_messages(serve: Callable[..., LocalServ
 def test_non_2xx_is_returned_with_lower_case_headers(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     server.routes["/"] = lambda h: respond(h, 503, b"busy", {"Retry-After": "3"})
-    response = safe_get(server.url("/"), policy=Policy(allowed_hosts=frozenset({"127.0.0.1"})))
+    response = safe_get(
+        server.url("/"), policy=Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}))
+    )
     assert response.status_code == 503
     assert response.headers["retry-after"] == "3"
     assert response.content == b"busy"
@@ -816,7 +846,7 @@ def test_non_2xx_is_returned_with_lower_case_headers(serve: Callable[..., LocalS
 def test_head_ignores_a_large_content_length(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     server.routes["/"] = lambda h: respond(h, 200, headers={"Content-Length": str(1 << 30)})
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), max_bytes=1024)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), max_bytes=1024)
     response = safe_request("HEAD", server.url("/"), policy=policy)
     assert response.status_code == 200 and response.content == b""
 
@@ -848,7 +878,9 @@ async def test_async_fetch_follows_redirects_with_pinning(
     resolver = Resolver(
         {"shop.example": [["127.0.0.2"], ["127.0.0.3"]], "cdn.example": ["127.0.0.3"]}
     )
-    policy = Policy(allowed_hosts=frozenset({"shop.example", "cdn.example"}), resolver=resolver)
+    policy = Policy(
+        ports=ANY_PORT, allowed_hosts=frozenset({"shop.example", "cdn.example"}), resolver=resolver
+    )
 
     response = await async_safe_request(
         "GET",
@@ -869,11 +901,15 @@ async def test_async_refuses_blocked_addresses_without_connecting(
     server = serve()
     server.routes["/"] = redirect("http://[fd00:ec2::254]/latest/meta-data/")
     with pytest.raises(BlockedDestination, match=re.escape("127.0.0.1 is a loopback address")):
-        await async_safe_request("GET", server.url("/", host="0x7f.1"), policy=Policy())
+        await async_safe_request(
+            "GET", server.url("/", host="0x7f.1"), policy=Policy(ports=ANY_PORT)
+        )
     assert server.requests == []
     with pytest.raises(BlockedDestination, match="fd00:ec2::254 is the cloud metadata address"):
         await async_safe_request(
-            "GET", server.url("/"), policy=Policy(allowed_hosts=frozenset({"127.0.0.1"}))
+            "GET",
+            server.url("/"),
+            policy=Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"})),
         )
 
 
@@ -891,7 +927,7 @@ async def test_async_rebinding_uses_the_checked_address() -> None:
 async def test_async_too_many_redirects(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     server.routes["/loop"] = redirect("/loop")
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), max_redirects=3)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), max_redirects=3)
     with pytest.raises(TooManyRedirects):
         await async_safe_request("GET", server.url("/loop"), policy=policy)
     assert len(server.requests) == 4
@@ -900,7 +936,7 @@ async def test_async_too_many_redirects(serve: Callable[..., LocalServer]) -> No
 async def test_async_compression_bomb_is_stopped(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     _serve_bomb(server)
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), max_bytes=1024 * 1024)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), max_bytes=1024 * 1024)
     with pytest.raises(TooLarge):
         await async_safe_request("GET", server.url("/"), policy=policy)
 
@@ -908,7 +944,7 @@ async def test_async_compression_bomb_is_stopped(serve: Callable[..., LocalServe
 async def test_async_slow_drip_is_cut_at_the_deadline(serve: Callable[..., LocalServer]) -> None:
     server = serve()
     server.routes["/"] = _slow_drip(server)
-    policy = Policy(allowed_hosts=frozenset({"127.0.0.1"}), timeout=0.5)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"127.0.0.1"}), timeout=0.5)
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded, match=re.escape("took longer than the 0.5 s limit")):
         await async_safe_request("GET", server.url("/"), policy=policy)
@@ -921,7 +957,7 @@ async def test_async_unreachable_first_address_falls_back(
     server = serve("127.0.0.2")
     server.routes["/"] = ok(b"second")
     resolver = Resolver({"shop.example": ["127.0.0.3", "127.0.0.2"]})
-    policy = Policy(allowed_hosts=frozenset({"shop.example"}), resolver=resolver)
+    policy = Policy(ports=ANY_PORT, allowed_hosts=frozenset({"shop.example"}), resolver=resolver)
     response = await async_safe_request("GET", server.url("/", host="shop.example"), policy=policy)
     assert response.content == b"second"
     assert len(resolver.calls) == 1

@@ -20,6 +20,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not options["force"]:
             raise CommandError("setup_demo creates accounts with a known password; DEBUG is off.")
+        if not settings.DEMO_SHOP_ENABLED:
+            raise CommandError(
+                "The demo's tools call the demo shop, which is not mounted: set "
+                "DEMO_SHOP_ENABLED=true."
+            )
         from django.contrib.auth import get_user_model
 
         from demo_shop.install import demo_install
