@@ -15,7 +15,7 @@ import json
 import secrets
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -869,38 +869,33 @@ def _load(data: list[dict[str, Any]]) -> list[ChatMessage]:
 # --- Tool calls ------------------------------------------------------------------------------
 
 
-def approval_needed(
-    agent: Agent, operation: Operation, arguments: dict[str, Any]
-) -> tuple[str, str]:
-    """``("", "")`` when the call may run at once, else the approver and the policy's reason.
+@dataclass(frozen=True)
+class ApprovalNeed:
+    """Who approves a call (``""``: nobody, it runs at once), why, and the operation's
+    approval rule that decided it (``{}`` when the operation's own level did)."""
 
-    A call runs at once only when both the agent's permission and the operation's
-    classification say read-only (SPEC §6); staff approve what the classification says, and
-    refunds above ``REFUND_STAFF_THRESHOLD``.
-    """
+    approver: str
+    reason: str = ""
+    rule: dict[str, Any] = field(default_factory=dict)
+
+
+def approval_needed(agent: Agent, operation: Operation, arguments: dict[str, Any]) -> ApprovalNeed:
+    """A call runs at once only when both the agent's permission and the operation's
+    classification say read-only (SPEC §6). Otherwise the first of the operation's
+    ``approval_rules`` that matches the arguments (``amount > 50 → staff``) names the approver,
+    else the operation's approval level (``conversations.approval_rules``)."""
+    from conversations import approval_rules
+
     if agent.permission == Agent.Permission.READ and operation.access_type == AccessType.READ:
-        return "", ""
-    if operation.approval == Approval.STAFF:
-        return Interrupt.Approver.STAFF, "the operation is classified as needing staff"
-    amount = _amount(arguments)
-    words = f"{operation.operation_id} {operation.path} {operation.summary}".lower()
-    if amount is not None and "refund" in words and amount > settings.REFUND_STAFF_THRESHOLD:
-        return (Interrupt.Approver.STAFF, f"refund above {settings.REFUND_STAFF_THRESHOLD:g}")
-    return Interrupt.Approver.USER, ""
-
-
-def _amount(arguments: dict[str, Any]) -> float | None:
-    """The call's ``amount``, top level or in the body."""
-    body = arguments.get("body")
-    for source in (arguments, body if isinstance(body, dict) else {}):
-        value = source.get("amount")
-        if value is None:
-            continue
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return None
-    return None
+        return ApprovalNeed("")
+    staff = operation.approval == Approval.STAFF
+    default = Interrupt.Approver.STAFF if staff else Interrupt.Approver.USER
+    decided = approval_rules.decide(operation.approval_rules or [], arguments, default=default)
+    if decided is not None:
+        return ApprovalNeed(decided.approver, f"rule: {decided.reason}"[:200], decided.rule)
+    if default == Interrupt.Approver.STAFF:
+        return ApprovalNeed(default, "the operation is classified as needing staff")
+    return ApprovalNeed(default)
 
 
 def _tool_record(
@@ -953,13 +948,18 @@ async def _tool_call(
         return _wrap(name, None, {"error": f"There is no tool named {name}."})
     # What is stored, shown for approval and sent is what the model gave, minus credentials.
     arguments = without_credentials(operation, arguments)
-    approver, reason = approval_needed(setup.agent, operation, arguments)
-    if approver:
+    need = approval_needed(setup.agent, operation, arguments)
+    if need.approver:
         call = await db(_tool_record)(
             conversation_id, turn, operation, name, arguments, ToolCall.Status.PENDING
         )
         await db(interrupt_create)(
-            turn=turn, tool_call=call, operation=operation, approver=approver, policy_reason=reason
+            turn=turn,
+            tool_call=call,
+            operation=operation,
+            approver=need.approver,
+            policy_reason=need.reason,
+            approval_rule=need.rule,
         )
         return None
     call = await db(_tool_record)(
