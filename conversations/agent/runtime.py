@@ -351,6 +351,7 @@ async def run_turn(
             status = await _run_intents(conversation_id, turn, prepared)
     except LLMError as exc:
         status, error_code = Turn.Status.FAILED, "backend_unavailable"
+        turn.error_message = _error_detail(exc)
         await db(_backends_down)(conversation_id, turn, exc)
     except TimeoutError:
         status, error_code = Turn.Status.FAILED, "turn_timeout"
@@ -360,9 +361,10 @@ async def run_turn(
             Message.Role.SYSTEM,
             "Sorry, that took too long. Please try again, or ask for a human.",
         )
-    except Exception:
+    except Exception as exc:
         logger.exception("turn_failed", conversation_id=conversation_id, turn_id=turn.pk)
         status, error_code = Turn.Status.FAILED, "internal_error"
+        turn.error_message = _error_detail(exc)
         await db(_say)(
             conversation_id,
             turn,
@@ -403,6 +405,7 @@ _FINISH_FIELDS = (
     "status",
     "finished_at",
     "error_code",
+    "error_message",
     "latency_ms",
     "plan",
     # The counters too: a reply's model call leaves them to this save.
@@ -464,22 +467,32 @@ def _say(
     return message
 
 
+def _error_detail(exc: BaseException) -> str:
+    """What staff read on the turn: the exception and, for a model failure, each backend's."""
+    causes = getattr(exc, "causes", ())
+    detail = repr(exc) + "".join(f"\n- {cause!r}" for cause in causes)
+    return detail[:4000]
+
+
 def _backends_down(conversation_id: str, turn: Turn, error: LLMError) -> None:
+    """No model answered. Every backend down (the registry's ``all_backends_failed``), or a
+    second failure in a row, hands the conversation to staff (``llm_unavailable``); otherwise
+    the customer is offered a human. The customer reads the error's user text only."""
+    from conversations.agent.replies import HUMAN_OFFER
+    from conversations.llm.types import ErrorKind
+
     logger.warning("all_backends_failed", conversation_id=conversation_id, error=repr(error))
-    _say(
-        conversation_id,
-        turn,
-        Message.Role.SYSTEM,
-        f"{error.user_message} Would you like to talk to a human? Use the button below, or "
-        "just say so.",
-    )
     context = Conversation.objects.get(pk=conversation_id).context
-    # Second failure in a row: policy escalates without waiting for the customer to ask.
-    if context.get("backend_failures", 0) >= 1:
+    escalating = (
+        error.kind == ErrorKind.ALL_BACKENDS_FAILED or context.get("backend_failures", 0) >= 1
+    )
+    after = "I'm asking a member of our support team to help." if escalating else HUMAN_OFFER
+    _say(conversation_id, turn, Message.Role.SYSTEM, f"{error.user_message} {after}")
+    if escalating:
         handoff_request(
             conversation_id=conversation_id,
-            trigger="backend_unavailable",
-            reason="The AI backends are unavailable.",
+            trigger="llm_unavailable",
+            reason=f"No AI backend answered ({error.kind.value}).",
         )
     context["backend_failures"] = context.get("backend_failures", 0) + 1
     Conversation.objects.filter(pk=conversation_id).update(context=context)
@@ -730,8 +743,11 @@ async def _agent_loop(
             messages.append(
                 ChatMessage(role="tool", tool_call_id=call.id, name=call.name, content=result)
             )
+            failed = turn.plan.pop("tool_failed", None)
             if turn.plan.get("escalate"):
                 return "stop"
+            if failed:
+                return "done"  # the apology is said; the next intent may still run
 
 
 async def _stream_completion(
@@ -977,13 +993,25 @@ async def _execute(conversation_id: str, turn: Turn, call: ToolCall, operation: 
     flags = detect_injection(text)
     if flags:
         await db(_flag_injection)(conversation_id, "tool_output", flags)
-    body: Any = outcome.data if outcome.data is not None else {"error": outcome.message}
+    body: Any = outcome.data
+    if outcome.service_failed or (body is None and not outcome.ok):
+        # The model sees what the customer may hear: an exception's text, a host and port or
+        # a 5xx page are for staff (the tool-call record and the handoff packet).
+        body = {"error": _public_error(outcome)}
     return _wrap(
         operation.operation_id,
         outcome.status_code,
         body,
-        error=outcome.message if not outcome.ok else "",
+        error=outcome.error_kind if not outcome.ok else "",
     )
+
+
+def _public_error(outcome: Any) -> str:
+    from conversations.agent.replies import looks_internal
+
+    if outcome.error_kind == "validation" and not looks_internal(outcome.message):
+        return str(outcome.message)  # the arguments do not fit: the model may fix them
+    return str(outcome.public_message)
 
 
 def _wrap(operation: str, status: int | None, data: Any, *, error: str = "") -> str:
@@ -1000,7 +1028,7 @@ def _tool_done(
     conversation_id: str, turn: Turn, call: ToolCall, operation: Operation, outcome: Any
 ) -> None:
     from conversations.agent.extraction import remember
-    from conversations.agent.replies import summarize_result
+    from conversations.agent.replies import failure_summary, summarize_result
 
     call.status = ToolCall.Status.SUCCEEDED if outcome.ok else ToolCall.Status.FAILED
     call.http_status = outcome.status_code
@@ -1022,12 +1050,16 @@ def _tool_done(
                 "call_id": call.pk,
                 "ok": outcome.ok,
                 "status_code": outcome.status_code,
-                "summary": summarize_result(
+                "summary": failure_summary(operation.operation_id, outcome.error_kind)
+                if outcome.service_failed
+                else summarize_result(
                     operation.operation_id,
                     outcome.data,
                     status_code=outcome.status_code,
                     arguments=call.arguments,
-                ),
+                )
+                if outcome.ok or outcome.data is not None
+                else "That didn't go through. Could you check the details and try again?",
             }
         },
     )
@@ -1043,19 +1075,59 @@ def _tool_done(
     context = dict(conversation.context)
     if outcome.ok:
         context = remember(context, call.arguments, outcome.data)
-        context["tool_failures"] = 0
         context["backend_failures"] = 0
-    else:
+    elif outcome.service_failed:
+        # Counted over the conversation (reset when staff hand it back), not "in a row": a
+        # service that fails every other call fails the customer too.
         context["tool_failures"] = context.get("tool_failures", 0) + 1
     Conversation.objects.filter(pk=conversation_id).update(context=context)
-    if outcome.escalate or context["tool_failures"] >= settings.ESCALATE_AFTER_TOOL_FAILURES:
-        trigger = "tool_auth_error" if outcome.error_kind == "auth" else "tool_failures"
-        turn.plan["escalate"] = trigger
-        handoff_request(
-            conversation_id=conversation_id,
-            trigger=trigger,
-            reason=f"{operation.operation_id} failed: {outcome.message or outcome.error_kind}",
-        )
+    if outcome.service_failed:
+        _tool_failed(conversation_id, turn, call, operation, outcome, context["tool_failures"])
+
+
+def _tool_failed(
+    conversation_id: str,
+    turn: Turn,
+    call: ToolCall,
+    operation: Operation,
+    outcome: Any,
+    failures: int,
+) -> None:
+    """The service failed the call: the customer gets an honest apology with the offer of a
+    human, written here rather than by the model (which might call it done), and the turn's
+    intent ends. Auth and unknown failures, or ``ESCALATE_AFTER_TOOL_FAILURES`` in the
+    conversation, hand it to staff."""
+    from conversations.agent.replies import failure_reply
+
+    escalating = outcome.escalate or failures >= settings.ESCALATE_AFTER_TOOL_FAILURES
+    turn.plan["tool_failed"] = call.pk
+    if _is_silent(conversation_id):
+        return  # a human holds the conversation (a staff-approved call): they read the record
+    agent = Agent.objects.filter(pk=turn.plan.get("agent_id")).first()
+    _say(
+        conversation_id,
+        turn,
+        Message.Role.ASSISTANT,
+        failure_reply(
+            operation.operation_id,
+            error_kind=outcome.error_kind,
+            arguments=call.arguments,
+            is_read=operation.access_type == AccessType.READ,
+            escalating=escalating,
+        ),
+        agent,
+    )
+    if not escalating:
+        return
+    trigger = "tool_auth_error" if outcome.error_kind == "auth" else "tool_failure"
+    turn.plan["escalate"] = trigger
+    handoff_request(
+        conversation_id=conversation_id,
+        trigger=trigger,
+        # For staff (the escalation and its packet): the detail the customer never sees.
+        reason=f"{operation.operation_id} failed ({outcome.error_kind}, {failures} failed "
+        f"call(s)): {outcome.message or outcome.error_kind}"[:500],
+    )
 
 
 # --- Resuming after a decision ---------------------------------------------------------------
@@ -1103,10 +1175,12 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
                 await db(_skip_rest)(conversation_id, turn, interrupt)
     except LLMError as exc:
         status, error_code = Turn.Status.FAILED, "backend_unavailable"
+        turn.error_message = _error_detail(exc)
         await db(_backends_down)(conversation_id, turn, exc)
-    except Exception:
+    except Exception as exc:
         logger.exception("turn_resume_failed", conversation_id=conversation_id, turn_id=turn.pk)
         status, error_code = Turn.Status.FAILED, "internal_error"
+        turn.error_message = _error_detail(exc)
         await db(_say)(
             conversation_id,
             turn,
@@ -1157,6 +1231,7 @@ async def _continue_approved(conversation_id: str, turn: Turn, interrupt: Interr
         )
         return Turn.Status.COMPLETED
     result = await _execute(conversation_id, turn, call, operation)
+    failed = turn.plan.pop("tool_failed", None)
     if await db(_is_silent)(conversation_id):
         # Staff approved it while a human holds the conversation: the call runs, the AI keeps
         # quiet and the human reads the result.
@@ -1173,6 +1248,8 @@ async def _continue_approved(conversation_id: str, turn: Turn, interrupt: Interr
     )
     if turn.plan.get("escalate"):
         return Turn.Status.COMPLETED
+    if failed:
+        return await _run_remaining(conversation_id, turn)
     outcome = await _agent_loop(conversation_id, turn, setup, messages)
     if outcome == "paused":
         await db(_pause)(conversation_id, turn)
