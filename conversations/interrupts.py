@@ -73,7 +73,10 @@ def interrupt_create(
     operation: Operation,
     approver: str,
     policy_reason: str = "",
+    approval_rule: dict[str, Any] | None = None,
 ) -> Interrupt:
+    """Open the interrupt for a call; ``approval_rule`` is the operation's rule that chose the
+    approver (recorded as it stood, since staff may change the operation's rules later)."""
     with transaction.atomic():
         interrupt = Interrupt.objects.create(
             conversation_id=turn.conversation_id,
@@ -88,6 +91,7 @@ def interrupt_create(
             summary=describe_call(operation, tool_call.arguments),
             approver=approver,
             policy_reason=policy_reason,
+            approval_rule=approval_rule or {},
             expires_at=timezone.now() + timedelta(seconds=settings.INTERRUPT_TTL_SECONDS),
         )
         content = (

@@ -8,7 +8,12 @@ no log, record or prompt. Failures are sorted into the taxonomy the runtime acts
 - ``transient`` (timeouts, 429, 5xx): retried up to 3 times with full-jitter backoff, honouring
   ``Retry-After`` — non-idempotent calls only when an idempotency key is sent;
 - ``validation`` (other 4xx): explained to the customer;
-- ``auth`` (401/403) and ``unknown`` (blocked, malformed, anything else): escalated.
+- ``auth`` (401/403) and ``unknown`` (blocked, a 2xx whose body is not the JSON it claims,
+  anything else): escalated.
+
+``ToolOutcome.message`` is the internal detail (an exception's text, a host and port): it goes
+to the tool-call record, the logs and the handoff packet for staff, never to the customer or
+the model (``public_message``; docs/tool-calls.md).
 """
 
 from __future__ import annotations
@@ -64,6 +69,26 @@ class ToolOutcome:
     @property
     def escalate(self) -> bool:
         return self.error_kind in ("auth", "unknown")
+
+    @property
+    def service_failed(self) -> bool:
+        """The service failed us (unreachable, timed out, 5xx, refused our credentials, an
+        unreadable answer), as opposed to answering that the request was wrong (4xx)."""
+        return not self.ok and self.error_kind != "validation"
+
+    @property
+    def public_message(self) -> str:
+        """What may be said about the failure outside the record: no exception text, host,
+        port or upstream body."""
+        return PUBLIC_ERRORS.get(self.error_kind, PUBLIC_ERRORS["unknown"]) if not self.ok else ""
+
+
+PUBLIC_ERRORS = {
+    "transient": "The service did not respond in time or could not be reached.",
+    "auth": "The service refused the assistant's access.",
+    "unknown": "The service failed or sent an answer that could not be read.",
+    "validation": "The service did not accept the request.",
+}
 
 
 class ToolArgumentError(ValueError):
@@ -300,13 +325,18 @@ def _prepare(
     raise ToolArgumentError(f"A {content_type} request body must be given as text.")
 
 
-def _decode(response: safehttp.SafeResponse) -> Any:
+def _decode(response: safehttp.SafeResponse) -> tuple[Any, bool]:
+    """The body's data, and whether it is readable: JSON, or text the service says is plain
+    text. A body that claims JSON (or says nothing) but does not parse, or an HTML page, is
+    not: a proxy's error page or a broken service, never a result."""
     if not response.content:
-        return None
+        return None, True
     try:
-        return response.json()
+        return response.json(), True
     except ValueError:
-        return response.text()[:MAX_RESULT_BYTES]
+        content_type = response.headers.get("content-type", "").lower()
+        readable = content_type.startswith("text/") and "html" not in content_type
+        return response.text()[:MAX_RESULT_BYTES], readable
 
 
 def classify_status(status: int) -> str:
@@ -369,8 +399,16 @@ async def execute(
             break
         else:
             outcome.status_code = response.status_code
-            outcome.data = _decode(response)
+            outcome.data, readable = _decode(response)
             outcome.error_kind = classify_status(response.status_code)
+            if not outcome.error_kind and not readable:
+                content_type = response.headers.get("content-type", "") or "no content type"
+                outcome.error_kind = "unknown"
+                outcome.message = (
+                    f"HTTP {response.status_code} with a body that is not valid JSON "
+                    f"({content_type}): {str(outcome.data)[:200]}"
+                )
+                break
             outcome.ok = not outcome.error_kind
             if outcome.ok:
                 break

@@ -11,9 +11,15 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from conversations.agents import agents_load, template_text
+from conversations.approval_rules import threshold_rule
 from demo_shop.seed import shop_seed
 from openapi_import.models import ApiSpec, ImportJob
-from openapi_import.services import import_job_create, import_job_run, operations_bulk_update
+from openapi_import.services import (
+    import_job_create,
+    import_job_run,
+    operation_update,
+    operations_bulk_update,
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,24 @@ def demo_install(*, base_url: str, reviewer: User) -> DemoInstall:
     operations = spec.operations.filter(removed_at__isnull=True)
     operations_bulk_update(operations=operations, action="review", user=reviewer)
     operations_bulk_update(operations=operations, action="enable", user=reviewer)
+    _refund_rule_seed(spec, reviewer)
     result = agents_load(text=template_text("ecommerce"))
     return DemoInstall(
         spec=spec,
         tools=operations.count(),
         agents=len(result.created) + len(result.updated),
+    )
+
+
+def _refund_rule_seed(spec: ApiSpec, reviewer: User) -> None:
+    """The customer approves a refund up to ``REFUND_STAFF_THRESHOLD``; above it, staff do
+    (an approval rule on ``createRefund``, shown and editable in the operation review)."""
+    refund = spec.operations.filter(operation_id="createRefund", removed_at__isnull=True).first()
+    if refund is None:
+        return
+    operation_update(
+        operation=refund,
+        user=reviewer,
+        approval="user",
+        approval_rules=[threshold_rule("amount", settings.REFUND_STAFF_THRESHOLD)],
     )

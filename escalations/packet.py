@@ -31,8 +31,12 @@ _REFUND_WORDS = re.compile(
 AUTH_STATUSES = frozenset({401, 403})
 # Triggers that mean the product failed the customer, not that they merely asked for a person.
 FAILURE_TRIGGERS = frozenset(
-    {"tool_auth_error", "tool_failures", "backend_unavailable", "repeated_rejections"}
+    {"tool_auth_error", "tool_failure", "llm_unavailable", "repeated_rejections"}
+    # The names escalations opened before issue 13 were stored with.
+    | {"tool_failures", "backend_unavailable"}
 )
+TOOL_FAILURE_TRIGGERS = frozenset({"tool_failure", "tool_failures"})
+LLM_UNAVAILABLE_TRIGGERS = frozenset({"llm_unavailable", "backend_unavailable"})
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def priority_for(facts: PacketFacts, *, trigger: str) -> tuple[str, str]:
     if trigger == "tool_auth_error" or _auth_failures(facts):
         reasons.append("the shop API refused our credentials")
     failed = len(_failed(facts))
-    if trigger in ("tool_failures", "backend_unavailable") or failed >= 2:
+    if trigger in TOOL_FAILURE_TRIGGERS | LLM_UNAVAILABLE_TRIGGERS or failed >= 2:
         reasons.append(f"repeated failures ({failed} failed calls)" if failed else "outage")
     if trigger == "repeated_rejections" or len(_approvals(facts, "rejected")) >= 2:
         reasons.append("the customer rejected several proposed actions")
@@ -131,7 +135,7 @@ def rules_assessment(facts: PacketFacts, *, trigger: str) -> dict[str, Any]:
         causes.append(f"{len(failed)} call(s) to {names} failed ({kinds}).")
         steps.append("Retry the action from the back office; if it fails too, check the service.")
         confidence = "medium"
-    if trigger == "backend_unavailable":
+    if trigger in LLM_UNAVAILABLE_TRIGGERS:
         causes.append("The AI backends were unavailable, so the assistant could not answer.")
         steps.append("Answer the customer's last message yourself.")
         confidence = "high"

@@ -14,10 +14,16 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from config.errors import ApplicationError
+from conversations.approval_rules import OPERATORS, ApprovalRuleError, describe, normalize
 from openapi_import.forms import ImportForm
 from openapi_import.models import ApiSpec, ImportJob, Operation
 from openapi_import.selectors import server_address_warning, spec_private_servers
-from openapi_import.services import import_job_create, operation_update, operations_bulk_update
+from openapi_import.services import (
+    EDITABLE_FIELDS,
+    import_job_create,
+    operation_update,
+    operations_bulk_update,
+)
 
 
 class ApiSpecForm(ModelForm):
@@ -266,6 +272,27 @@ class ImportJobAdmin(admin.ModelAdmin):
         return render(request, "openapi_import/admin/import_form.html", context)
 
 
+class OperationForm(ModelForm):
+    """The review form: approval rules are checked here, so a bad rule is a clear error on
+    the field and nothing is saved."""
+
+    class Meta:
+        model = Operation
+        fields = EDITABLE_FIELDS
+        help_texts = {
+            "approval_rules": 'A list of rules, the first match wins, e.g. [{"when": {"argument": '
+            '"amount", "op": ">", "value": 50}, "approver": "staff"}]. Operators: '
+            + ", ".join(OPERATORS)
+            + "; approvers: user (the customer) or staff. Otherwise the approval above applies.",
+        }
+
+    def clean_approval_rules(self) -> list[dict[str, Any]]:
+        try:
+            return normalize(self.cleaned_data.get("approval_rules"))
+        except ApprovalRuleError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
 class ReviewStateFilter(admin.SimpleListFilter):
     title = "tool"
     parameter_name = "tool"
@@ -286,6 +313,8 @@ class ReviewStateFilter(admin.SimpleListFilter):
 class OperationAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["actiondesk/admin.css"]}
+
+    form = OperationForm
 
     list_display = (
         "operation_id",
@@ -340,6 +369,7 @@ class OperationAdmin(admin.ModelAdmin):
         "schema_view",
         "credentials_view",
         "server_check",
+        "approval_rules_view",
     )
     fieldsets = (
         (None, {"fields": ("spec", "operation_id", "method", "path", "summary", "description")}),
@@ -349,6 +379,8 @@ class OperationAdmin(admin.ModelAdmin):
                 "fields": (
                     "access_type",
                     "approval",
+                    "approval_rules",
+                    "approval_rules_view",
                     "agent_group",
                     "customer_parameters",
                     "credentials_view",
@@ -412,6 +444,20 @@ class OperationAdmin(admin.ModelAdmin):
                 "<li><code>{}</code>: credential, from upstream credentials (never the model)</li>",
                 ((name,) for name in operation.credential_parameters),
             ),
+        )
+
+    @admin.display(description="Who approves")
+    def approval_rules_view(self, operation: Operation) -> SafeString:
+        """The rules in words, then the level that applies when none matches."""
+        try:
+            rules = normalize(operation.approval_rules)
+        except ApprovalRuleError as exc:
+            return format_html("⚠ {}", str(exc))
+        default = operation.get_approval_display()
+        return format_html(
+            "<ol>{}<li>otherwise: {}</li></ol>",
+            format_html_join("", "<li>{}</li>", ((describe(rule),) for rule in rules)),
+            default,
         )
 
     @admin.display(description="Server address")

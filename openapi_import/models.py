@@ -165,8 +165,9 @@ class Operation(models.Model):
     identity_role = models.CharField(
         max_length=20, choices=IdentityRole.choices, default=IdentityRole.NONE, blank=True
     )
-    # Approval that depends on an argument: [{"argument": "amount", "op": ">", "value": 50,
-    # "approver": "staff"}]; the first matching rule wins over ``approval``.
+    # Approval that depends on an argument: [{"when": {"argument": "amount", "op": ">",
+    # "value": 50}, "approver": "staff"}]; the first matching rule wins over ``approval``
+    # (conversations/approval_rules.py).
     approval_rules = models.JSONField(default=list, blank=True)
     # Property -> how it goes on the wire: {"style", "explode", "allowReserved",
     # "collectionFormat"} for parameters; "body" -> {"encoding": {...}} for form bodies.

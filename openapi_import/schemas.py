@@ -83,6 +83,7 @@ class OperationOut(ModelSchema):
             "server_url",
             "access_type",
             "approval",
+            "approval_rules",
             "agent_group",
             "customer_parameters",
             "suggested_access_type",
@@ -100,6 +101,9 @@ class OperationOut(ModelSchema):
 class OperationPatch(Schema):
     access_type: Literal["read", "write", "destructive"] | None = None
     approval: Literal["none", "user", "staff"] | None = None
+    # [{"when": {"argument": "amount", "op": ">", "value": 50}, "approver": "staff"}]; checked
+    # by the service (docs/approvals.md), an empty list removes them.
+    approval_rules: list[dict[str, Any]] | None = None
     agent_group: str | None = Field(None, max_length=50)
     customer_parameters: list[str] | None = None
     enabled: bool | None = None

@@ -27,7 +27,14 @@ logger = structlog.get_logger(__name__)
 
 ACCEPT = "application/json, application/yaml, application/x-yaml, text/yaml, text/plain, */*"
 # Fields staff may change; a change is remembered so a re-import keeps it.
-EDITABLE_FIELDS = ("access_type", "approval", "agent_group", "customer_parameters", "enabled")
+EDITABLE_FIELDS = (
+    "access_type",
+    "approval",
+    "approval_rules",
+    "agent_group",
+    "customer_parameters",
+    "enabled",
+)
 # Fields a re-import refreshes from the new spec.
 SPEC_FIELDS = (
     "operation_id_generated",
@@ -469,6 +476,8 @@ def operation_update(*, operation: Operation, user: User, **changes: Any) -> Ope
         raise ApplicationError(ErrorCode.VALIDATION_ERROR, "Unknown access type.")
     if "approval" in changes and changes["approval"] not in Approval.values:
         raise ApplicationError(ErrorCode.VALIDATION_ERROR, "Unknown approval.")
+    if "approval_rules" in changes:
+        changes["approval_rules"] = _approval_rules_clean(changes["approval_rules"])
     access = changes.get("access_type", operation.access_type)
     approval = changes.get("approval", operation.approval)
     if access != AccessType.READ and approval == Approval.NONE:
@@ -494,6 +503,19 @@ def operation_update(*, operation: Operation, user: User, **changes: Any) -> Ope
         operation.save(update_fields=[*fields, "overridden_fields", "updated_at"])
         logger.info("operation_updated", operation_id=operation.pk, fields=fields, user_id=user.pk)
     return operation
+
+
+def _approval_rules_clean(rules: Any) -> list[dict[str, Any]]:
+    from conversations.approval_rules import ApprovalRuleError, normalize
+
+    try:
+        return normalize(rules)
+    except ApprovalRuleError as exc:
+        raise ApplicationError(
+            ErrorCode.VALIDATION_ERROR,
+            str(exc),
+            details={"fields": [{"field": "approval_rules", "message": str(exc)}]},
+        ) from exc
 
 
 def operations_bulk_update(*, operations: QuerySet[Operation], action: str, user: User) -> int:

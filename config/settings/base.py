@@ -328,7 +328,7 @@ CHAT_FLOOD_STRIKES = env_int("CHAT_FLOOD_STRIKES", 20, minimum=1)
 UPSTREAM_ALLOWED_HOSTS = env_list("UPSTREAM_ALLOWED_HOSTS")
 UPSTREAM_ALLOW_PRIVATE = env_bool("UPSTREAM_ALLOW_PRIVATE", False)
 TOOL_TIMEOUT_SECONDS = env_float("TOOL_TIMEOUT_SECONDS", 10.0)
-# Refunds above this amount wait for staff approval whatever the classification says.
+# The demo seeds createRefund's approval rule with it (amount > this → staff, docs/approvals.md).
 REFUND_STAFF_THRESHOLD = env_float("REFUND_STAFF_THRESHOLD", 50.0)
 # Budgets per turn and conversation (SPEC §12).
 TURN_MAX_TOOL_CALLS = env_int("TURN_MAX_TOOL_CALLS", 5, minimum=1)

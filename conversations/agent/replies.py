@@ -21,10 +21,14 @@ from conversations.agent.extraction import property_category, split_words
 
 __all__ = [
     "ESCALATION_REPLY",
+    "HUMAN_OFFER",
     "ask_for",
     "capabilities",
+    "failure_reply",
+    "failure_summary",
     "greeting",
     "help_text",
+    "looks_internal",
     "parse_tool_output",
     "small_talk_reply",
     "summarize_result",
@@ -438,6 +442,8 @@ def _error_reply(
     operation: str, result: Any, status: int | None, arguments: Mapping[str, Any]
 ) -> str:
     detail = _error_text(result)
+    if looks_internal(detail):
+        detail = ""  # an exception's text or an address is for staff, never the customer
     noun = _noun(operation)
     if status == 404:
         found = re.match(r"^(.*?)\s+(?:was\s+|is\s+)?not\s+found\.?$", detail, re.IGNORECASE)
@@ -463,6 +469,88 @@ def _error_reply(
     if detail:
         return _sentence(f"That didn't go through: {detail}")
     return "That didn't go through. Could you check the details and try again?"
+
+
+HUMAN_OFFER = "Would you like to talk to a human? Use the button below, or just say so."
+
+# What must never reach a customer: tracebacks, exception names, errno texts, addresses with a
+# port, IP addresses, socket tuples, file paths of source code.
+_INTERNAL_RE = re.compile(
+    r"Traceback \(most recent call last\)"
+    r"|File \"[^\"]+\", line \d+"
+    r"|(?-i:\b[A-Z]\w*(?:Error|Exception)\b)"
+    r"|\[Errno -?\d+\]|\bErrno\b"
+    r"|\bconnect call failed\b|\bconnection refused\b|\bfetch failed\b"
+    r"|\(\s*'[^']*'\s*,\s*\d{2,5}\s*\)"
+    r"|\b(?:\d{1,3}\.){3}\d{1,3}\b"
+    r"|\[[0-9a-f:]*:[0-9a-f:]*\]"
+    r"|\b[a-z][\w.-]*:\d{2,5}\b"
+    r"|\blocalhost\b"
+    r"|\.py\b",
+    re.IGNORECASE,
+)
+
+
+def looks_internal(text: str) -> bool:
+    """Whether ``text`` carries internal detail (exception text, host, port, traceback)."""
+    return bool(text) and bool(_INTERNAL_RE.search(text))
+
+
+def failure_summary(operation: str, error_kind: str) -> str:
+    """The tool-result line of a call the service failed: what happened, without detail."""
+    if error_kind == "auth":
+        return f"Couldn't {_verb_phrase(operation)}: access to the service was refused."
+    if error_kind == "transient":
+        return f"Couldn't {_verb_phrase(operation)}: the service isn't responding."
+    return f"Couldn't {_verb_phrase(operation)}: something went wrong on our side."
+
+
+def failure_reply(
+    operation: str,
+    *,
+    error_kind: str,
+    arguments: Mapping[str, Any] | None = None,
+    is_read: bool = True,
+    escalating: bool = False,
+) -> str:
+    """The apology for a call the service failed (unreachable, timed out, 5xx, refused our
+    access, unreadable answer): honest about what is known, never "done" or "nothing found",
+    and with the offer of a human, or the news that one is on the way."""
+    noun = _noun(operation)
+    value = _argument_for(noun, arguments or {})
+    target = f"{noun} {value}" if value is not None else f"the {noun}"
+    if error_kind == "auth":
+        why = "I'm not able to access the system I need right now"
+    elif error_kind == "transient":
+        why = "the system I need isn't responding right now"
+    else:
+        why = "something went wrong on our side"
+    if is_read:
+        first = f"Sorry, I couldn't {_verb_phrase(operation, target)}: {why}."
+    else:
+        # A write that timed out may still have happened upstream: say what is known.
+        first = (
+            f"Sorry, I couldn't {_verb_phrase(operation, target)}: {why}, and I can't confirm "
+            "that anything was changed."
+        )
+    if escalating:
+        return f"{first} I'm asking a member of our support team to help."
+    return f"{first} Please try again in a moment. {HUMAN_OFFER}"
+
+
+def _verb_phrase(operation: str, target: str = "") -> str:
+    """``getOrder`` → "look up the order", ``cancelOrder`` → "cancel order 1042"."""
+    words = split_words(operation)
+    verb = words[0] if words else ""
+    target = target or f"the {_noun(operation)}"
+    if verb in {"get", "list", "search", "find", "check", "show", "read", "fetch", "retrieve"}:
+        return f"look up {target}"
+    if verb in {"create", "add", "post", "make", "issue", "send"}:
+        verb = "create" if verb in ("post", "make") else verb
+        return f"{verb} {target.replace('the ', 'a ', 1)}"
+    if verb and verb in _VERBS:
+        return f"{verb} {target}"
+    return f"complete that for {target}" if target else "complete that"
 
 
 def _argument_for(noun: str, arguments: Mapping[str, Any]) -> Any:

@@ -15,7 +15,7 @@ import json
 import secrets
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -351,6 +351,7 @@ async def run_turn(
             status = await _run_intents(conversation_id, turn, prepared)
     except LLMError as exc:
         status, error_code = Turn.Status.FAILED, "backend_unavailable"
+        turn.error_message = _error_detail(exc)
         await db(_backends_down)(conversation_id, turn, exc)
     except TimeoutError:
         status, error_code = Turn.Status.FAILED, "turn_timeout"
@@ -360,9 +361,10 @@ async def run_turn(
             Message.Role.SYSTEM,
             "Sorry, that took too long. Please try again, or ask for a human.",
         )
-    except Exception:
+    except Exception as exc:
         logger.exception("turn_failed", conversation_id=conversation_id, turn_id=turn.pk)
         status, error_code = Turn.Status.FAILED, "internal_error"
+        turn.error_message = _error_detail(exc)
         await db(_say)(
             conversation_id,
             turn,
@@ -403,6 +405,7 @@ _FINISH_FIELDS = (
     "status",
     "finished_at",
     "error_code",
+    "error_message",
     "latency_ms",
     "plan",
     # The counters too: a reply's model call leaves them to this save.
@@ -464,22 +467,32 @@ def _say(
     return message
 
 
+def _error_detail(exc: BaseException) -> str:
+    """What staff read on the turn: the exception and, for a model failure, each backend's."""
+    causes = getattr(exc, "causes", ())
+    detail = repr(exc) + "".join(f"\n- {cause!r}" for cause in causes)
+    return detail[:4000]
+
+
 def _backends_down(conversation_id: str, turn: Turn, error: LLMError) -> None:
+    """No model answered. Every backend down (the registry's ``all_backends_failed``), or a
+    second failure in a row, hands the conversation to staff (``llm_unavailable``); otherwise
+    the customer is offered a human. The customer reads the error's user text only."""
+    from conversations.agent.replies import HUMAN_OFFER
+    from conversations.llm.types import ErrorKind
+
     logger.warning("all_backends_failed", conversation_id=conversation_id, error=repr(error))
-    _say(
-        conversation_id,
-        turn,
-        Message.Role.SYSTEM,
-        f"{error.user_message} Would you like to talk to a human? Use the button below, or "
-        "just say so.",
-    )
     context = Conversation.objects.get(pk=conversation_id).context
-    # Second failure in a row: policy escalates without waiting for the customer to ask.
-    if context.get("backend_failures", 0) >= 1:
+    escalating = (
+        error.kind == ErrorKind.ALL_BACKENDS_FAILED or context.get("backend_failures", 0) >= 1
+    )
+    after = "I'm asking a member of our support team to help." if escalating else HUMAN_OFFER
+    _say(conversation_id, turn, Message.Role.SYSTEM, f"{error.user_message} {after}")
+    if escalating:
         handoff_request(
             conversation_id=conversation_id,
-            trigger="backend_unavailable",
-            reason="The AI backends are unavailable.",
+            trigger="llm_unavailable",
+            reason=f"No AI backend answered ({error.kind.value}).",
         )
     context["backend_failures"] = context.get("backend_failures", 0) + 1
     Conversation.objects.filter(pk=conversation_id).update(context=context)
@@ -730,8 +743,11 @@ async def _agent_loop(
             messages.append(
                 ChatMessage(role="tool", tool_call_id=call.id, name=call.name, content=result)
             )
+            failed = turn.plan.pop("tool_failed", None)
             if turn.plan.get("escalate"):
                 return "stop"
+            if failed:
+                return "done"  # the apology is said; the next intent may still run
 
 
 async def _stream_completion(
@@ -869,38 +885,33 @@ def _load(data: list[dict[str, Any]]) -> list[ChatMessage]:
 # --- Tool calls ------------------------------------------------------------------------------
 
 
-def approval_needed(
-    agent: Agent, operation: Operation, arguments: dict[str, Any]
-) -> tuple[str, str]:
-    """``("", "")`` when the call may run at once, else the approver and the policy's reason.
+@dataclass(frozen=True)
+class ApprovalNeed:
+    """Who approves a call (``""``: nobody, it runs at once), why, and the operation's
+    approval rule that decided it (``{}`` when the operation's own level did)."""
 
-    A call runs at once only when both the agent's permission and the operation's
-    classification say read-only (SPEC §6); staff approve what the classification says, and
-    refunds above ``REFUND_STAFF_THRESHOLD``.
-    """
+    approver: str
+    reason: str = ""
+    rule: dict[str, Any] = field(default_factory=dict)
+
+
+def approval_needed(agent: Agent, operation: Operation, arguments: dict[str, Any]) -> ApprovalNeed:
+    """A call runs at once only when both the agent's permission and the operation's
+    classification say read-only (SPEC §6). Otherwise the first of the operation's
+    ``approval_rules`` that matches the arguments (``amount > 50 → staff``) names the approver,
+    else the operation's approval level (``conversations.approval_rules``)."""
+    from conversations import approval_rules
+
     if agent.permission == Agent.Permission.READ and operation.access_type == AccessType.READ:
-        return "", ""
-    if operation.approval == Approval.STAFF:
-        return Interrupt.Approver.STAFF, "the operation is classified as needing staff"
-    amount = _amount(arguments)
-    words = f"{operation.operation_id} {operation.path} {operation.summary}".lower()
-    if amount is not None and "refund" in words and amount > settings.REFUND_STAFF_THRESHOLD:
-        return (Interrupt.Approver.STAFF, f"refund above {settings.REFUND_STAFF_THRESHOLD:g}")
-    return Interrupt.Approver.USER, ""
-
-
-def _amount(arguments: dict[str, Any]) -> float | None:
-    """The call's ``amount``, top level or in the body."""
-    body = arguments.get("body")
-    for source in (arguments, body if isinstance(body, dict) else {}):
-        value = source.get("amount")
-        if value is None:
-            continue
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return None
-    return None
+        return ApprovalNeed("")
+    staff = operation.approval == Approval.STAFF
+    default = Interrupt.Approver.STAFF if staff else Interrupt.Approver.USER
+    decided = approval_rules.decide(operation.approval_rules or [], arguments, default=default)
+    if decided is not None:
+        return ApprovalNeed(decided.approver, f"rule: {decided.reason}"[:200], decided.rule)
+    if default == Interrupt.Approver.STAFF:
+        return ApprovalNeed(default, "the operation is classified as needing staff")
+    return ApprovalNeed(default)
 
 
 def _tool_record(
@@ -953,13 +964,18 @@ async def _tool_call(
         return _wrap(name, None, {"error": f"There is no tool named {name}."})
     # What is stored, shown for approval and sent is what the model gave, minus credentials.
     arguments = without_credentials(operation, arguments)
-    approver, reason = approval_needed(setup.agent, operation, arguments)
-    if approver:
+    need = approval_needed(setup.agent, operation, arguments)
+    if need.approver:
         call = await db(_tool_record)(
             conversation_id, turn, operation, name, arguments, ToolCall.Status.PENDING
         )
         await db(interrupt_create)(
-            turn=turn, tool_call=call, operation=operation, approver=approver, policy_reason=reason
+            turn=turn,
+            tool_call=call,
+            operation=operation,
+            approver=need.approver,
+            policy_reason=need.reason,
+            approval_rule=need.rule,
         )
         return None
     call = await db(_tool_record)(
@@ -977,13 +993,25 @@ async def _execute(conversation_id: str, turn: Turn, call: ToolCall, operation: 
     flags = detect_injection(text)
     if flags:
         await db(_flag_injection)(conversation_id, "tool_output", flags)
-    body: Any = outcome.data if outcome.data is not None else {"error": outcome.message}
+    body: Any = outcome.data
+    if outcome.service_failed or (body is None and not outcome.ok):
+        # The model sees what the customer may hear: an exception's text, a host and port or
+        # a 5xx page are for staff (the tool-call record and the handoff packet).
+        body = {"error": _public_error(outcome)}
     return _wrap(
         operation.operation_id,
         outcome.status_code,
         body,
-        error=outcome.message if not outcome.ok else "",
+        error=outcome.error_kind if not outcome.ok else "",
     )
+
+
+def _public_error(outcome: Any) -> str:
+    from conversations.agent.replies import looks_internal
+
+    if outcome.error_kind == "validation" and not looks_internal(outcome.message):
+        return str(outcome.message)  # the arguments do not fit: the model may fix them
+    return str(outcome.public_message)
 
 
 def _wrap(operation: str, status: int | None, data: Any, *, error: str = "") -> str:
@@ -1000,7 +1028,7 @@ def _tool_done(
     conversation_id: str, turn: Turn, call: ToolCall, operation: Operation, outcome: Any
 ) -> None:
     from conversations.agent.extraction import remember
-    from conversations.agent.replies import summarize_result
+    from conversations.agent.replies import failure_summary, summarize_result
 
     call.status = ToolCall.Status.SUCCEEDED if outcome.ok else ToolCall.Status.FAILED
     call.http_status = outcome.status_code
@@ -1022,12 +1050,16 @@ def _tool_done(
                 "call_id": call.pk,
                 "ok": outcome.ok,
                 "status_code": outcome.status_code,
-                "summary": summarize_result(
+                "summary": failure_summary(operation.operation_id, outcome.error_kind)
+                if outcome.service_failed
+                else summarize_result(
                     operation.operation_id,
                     outcome.data,
                     status_code=outcome.status_code,
                     arguments=call.arguments,
-                ),
+                )
+                if outcome.ok or outcome.data is not None
+                else "That didn't go through. Could you check the details and try again?",
             }
         },
     )
@@ -1043,19 +1075,59 @@ def _tool_done(
     context = dict(conversation.context)
     if outcome.ok:
         context = remember(context, call.arguments, outcome.data)
-        context["tool_failures"] = 0
         context["backend_failures"] = 0
-    else:
+    elif outcome.service_failed:
+        # Counted over the conversation (reset when staff hand it back), not "in a row": a
+        # service that fails every other call fails the customer too.
         context["tool_failures"] = context.get("tool_failures", 0) + 1
     Conversation.objects.filter(pk=conversation_id).update(context=context)
-    if outcome.escalate or context["tool_failures"] >= settings.ESCALATE_AFTER_TOOL_FAILURES:
-        trigger = "tool_auth_error" if outcome.error_kind == "auth" else "tool_failures"
-        turn.plan["escalate"] = trigger
-        handoff_request(
-            conversation_id=conversation_id,
-            trigger=trigger,
-            reason=f"{operation.operation_id} failed: {outcome.message or outcome.error_kind}",
-        )
+    if outcome.service_failed:
+        _tool_failed(conversation_id, turn, call, operation, outcome, context["tool_failures"])
+
+
+def _tool_failed(
+    conversation_id: str,
+    turn: Turn,
+    call: ToolCall,
+    operation: Operation,
+    outcome: Any,
+    failures: int,
+) -> None:
+    """The service failed the call: the customer gets an honest apology with the offer of a
+    human, written here rather than by the model (which might call it done), and the turn's
+    intent ends. Auth and unknown failures, or ``ESCALATE_AFTER_TOOL_FAILURES`` in the
+    conversation, hand it to staff."""
+    from conversations.agent.replies import failure_reply
+
+    escalating = outcome.escalate or failures >= settings.ESCALATE_AFTER_TOOL_FAILURES
+    turn.plan["tool_failed"] = call.pk
+    if _is_silent(conversation_id):
+        return  # a human holds the conversation (a staff-approved call): they read the record
+    agent = Agent.objects.filter(pk=turn.plan.get("agent_id")).first()
+    _say(
+        conversation_id,
+        turn,
+        Message.Role.ASSISTANT,
+        failure_reply(
+            operation.operation_id,
+            error_kind=outcome.error_kind,
+            arguments=call.arguments,
+            is_read=operation.access_type == AccessType.READ,
+            escalating=escalating,
+        ),
+        agent,
+    )
+    if not escalating:
+        return
+    trigger = "tool_auth_error" if outcome.error_kind == "auth" else "tool_failure"
+    turn.plan["escalate"] = trigger
+    handoff_request(
+        conversation_id=conversation_id,
+        trigger=trigger,
+        # For staff (the escalation and its packet): the detail the customer never sees.
+        reason=f"{operation.operation_id} failed ({outcome.error_kind}, {failures} failed "
+        f"call(s)): {outcome.message or outcome.error_kind}"[:500],
+    )
 
 
 # --- Resuming after a decision ---------------------------------------------------------------
@@ -1103,10 +1175,12 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
                 await db(_skip_rest)(conversation_id, turn, interrupt)
     except LLMError as exc:
         status, error_code = Turn.Status.FAILED, "backend_unavailable"
+        turn.error_message = _error_detail(exc)
         await db(_backends_down)(conversation_id, turn, exc)
-    except Exception:
+    except Exception as exc:
         logger.exception("turn_resume_failed", conversation_id=conversation_id, turn_id=turn.pk)
         status, error_code = Turn.Status.FAILED, "internal_error"
+        turn.error_message = _error_detail(exc)
         await db(_say)(
             conversation_id,
             turn,
@@ -1157,6 +1231,7 @@ async def _continue_approved(conversation_id: str, turn: Turn, interrupt: Interr
         )
         return Turn.Status.COMPLETED
     result = await _execute(conversation_id, turn, call, operation)
+    failed = turn.plan.pop("tool_failed", None)
     if await db(_is_silent)(conversation_id):
         # Staff approved it while a human holds the conversation: the call runs, the AI keeps
         # quiet and the human reads the result.
@@ -1173,6 +1248,8 @@ async def _continue_approved(conversation_id: str, turn: Turn, interrupt: Interr
     )
     if turn.plan.get("escalate"):
         return Turn.Status.COMPLETED
+    if failed:
+        return await _run_remaining(conversation_id, turn)
     outcome = await _agent_loop(conversation_id, turn, setup, messages)
     if outcome == "paused":
         await db(_pause)(conversation_id, turn)

@@ -124,15 +124,16 @@ async def test_approval_for_other_arguments_is_refused(
     assert (await Interrupt.objects.aget()).status == "pending"
 
 
-@pytest.mark.parametrize(("amount", "approver"), [(20, "user"), (80, "staff")])
-async def test_refund_above_threshold_waits_for_staff(
-    demo: Any, conversation: Conversation, settings: Any, amount: int, approver: str
+@pytest.mark.parametrize(
+    ("amount", "approver"),
+    [(20, "user"), (50, "user"), (80, "staff")],
+    ids=["below", "at", "above"],
+)
+async def test_refund_approval_follows_the_amount_rule(
+    demo: Any, conversation: Conversation, amount: int, approver: str
 ) -> None:
-    from openapi_import.models import Operation
-
-    # Staff relaxed the classification to customer approval; the amount policy still applies.
-    await Operation.objects.filter(operation_id="createRefund").aupdate(approval="user")
-    settings.REFUND_STAFF_THRESHOLD = 50
+    """The demo seeds createRefund with ``amount > REFUND_STAFF_THRESHOLD (50) → staff`` and
+    customer approval otherwise (issue 13 item 7)."""
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to(
         {"type": "message", "client_id": "c1",
@@ -141,10 +142,18 @@ async def test_refund_above_threshold_waits_for_staff(
     frames = await frames_until(ws, turn_ended)
     interrupt_frame = next(f for f in frames if f["type"] == "interrupt")
     assert interrupt_frame["approver"] == approver
+    interrupt = await Interrupt.objects.aget()
+    assert interrupt.arguments["body"]["amount"] == amount
     if approver == "user":
+        assert interrupt.approval_rule == {} and interrupt.policy_reason == ""
         await ws.disconnect()
         await wait_idle()
         return
+    assert interrupt.approval_rule == {
+        "when": {"argument": "amount", "op": ">", "value": 50},
+        "approver": "staff",
+    }
+    assert interrupt.policy_reason == "rule: amount > 50 → staff"
     await ws.send_json_to(
         {"type": "approval", "interrupt_id": interrupt_frame["interrupt_id"],
          "decision": "approve", "arguments_hash": interrupt_frame["arguments_hash"]}
@@ -153,7 +162,6 @@ async def test_refund_above_threshold_waits_for_staff(
     await ws.disconnect()
     await wait_idle()
     assert error["code"] == "permission_denied"
-    assert (await Interrupt.objects.aget()).policy_reason.startswith("refund above")
 
 
 async def test_cancel_that_one_uses_the_earlier_order(

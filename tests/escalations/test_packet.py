@@ -135,7 +135,7 @@ def test_rules_assessment_is_deterministic_from_plain_facts() -> None:
     first = packets.rules_assessment(facts, trigger="customer_button")
     assert first == packets.rules_assessment(facts, trigger="customer_button")
     assert first["confidence"] == "low" and "asked for a person" in first["likely_cause"]
-    down = packets.rules_assessment(facts, trigger="backend_unavailable")
+    down = packets.rules_assessment(facts, trigger="llm_unavailable")
     assert down["confidence"] == "high" and "unavailable" in down["likely_cause"]
     assert packets.priority_for(facts, trigger="customer_button") == ("normal", "")
 
@@ -255,7 +255,7 @@ def test_the_offline_backend_never_calls_a_model(conversation: Conversation, set
     settings.LLM_FALLBACK = []
     set_registry(None)
     try:
-        escalation = escalate(conversation.pk, trigger="backend_unavailable")
+        escalation = escalate(conversation.pk, trigger="llm_unavailable")
     finally:
         set_registry(None)
     assert escalation.packet["assessment"]["source"] == "rules"

@@ -36,8 +36,8 @@ TRIGGERS = [
     ("customer_words", "The customer asked for a human."),
     ("escalate_to_human", "The agent cannot change a billing address."),
     ("tool_auth_error", "getOrder failed: HTTP 401"),
-    ("tool_failures", "getOrder failed: timeout"),
-    ("backend_unavailable", "The AI backends are unavailable."),
+    ("tool_failure", "getOrder failed: timeout"),
+    ("llm_unavailable", "No AI backend answered."),
     ("repeated_rejections", "The customer rejected 3 actions."),
     ("too_many_turns", "The conversation reached its turn budget."),
 ]
@@ -64,7 +64,7 @@ def test_every_trigger_opens_exactly_one_escalation_with_its_reason(
 
 def test_opening_twice_keeps_one_open_escalation(conversation: Conversation) -> None:
     first = escalate(conversation.pk)
-    again = escalation_open(conversation=conversation, trigger="tool_failures", reason="x")
+    again = escalation_open(conversation=conversation, trigger="tool_failure", reason="x")
     assert again.pk == first.pk
     assert Escalation.objects.count() == 1
 
@@ -85,7 +85,7 @@ def test_a_new_escalation_may_open_once_the_last_one_is_finished(
     [
         ("customer_button", "where is my parcel?", "normal"),
         ("tool_auth_error", "where is my parcel?", "high"),
-        ("tool_failures", "where is my parcel?", "high"),
+        ("tool_failure", "where is my parcel?", "high"),
         ("customer_button", "I want a refund, you charged me twice", "high"),
     ],
 )

@@ -184,3 +184,67 @@ def test_zip_upload_in_the_admin_form(
     assert job.status == "failed" and job.error_code == "spec_invalid"
     assert "'../up.yaml#/P' in openapi.json (escapes the root of the .zip)" in job.error_message
     assert bytes(job.payload) == b""
+
+
+def _change_form(op: Operation, rules: str) -> dict[str, Any]:
+    import json
+
+    return {
+        "access_type": op.access_type,
+        "approval": op.approval,
+        "approval_rules": rules,
+        "agent_group": op.agent_group,
+        "customer_parameters": json.dumps(op.customer_parameters),
+        "_save": "Save",
+    }
+
+
+def test_review_sets_an_approval_rule_and_shows_it(
+    staff: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Approval that depends on an argument is set and shown in the review (issue 13 item 7)."""
+    _import(staff, django_capture_on_commit_callbacks, {"text": as_json(shop_spec()).decode()})
+    op = Operation.objects.get(operation_id="cancelOrder")
+    url = f"/admin/openapi_import/operation/{op.pk}/change/"
+    rule = (
+        '[{"when": {"argument": "order_number", "op": ">=", "value": 5000}, "approver": "staff"}]'
+    )
+    response = staff.post(url, _change_form(op, rule))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    op.refresh_from_db()
+    assert op.approval_rules == [
+        {"when": {"argument": "order_number", "op": ">=", "value": 5000}, "approver": "staff"}
+    ]
+    assert "approval_rules" in op.overridden_fields
+    page = staff.get(url).content.decode()
+    assert "order_number &gt;= 5000 → staff" in page
+    assert "otherwise: Customer approves" in page
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ("{not json", "Enter a valid JSON"),
+        ('{"when": {}}', "must be a list of rules"),
+        ('[{"when": {"argument": "amount", "op": "~", "value": 1}, "approver": "staff"}]',
+         "Rule 1: &quot;op&quot; must be one of"),
+        ('[{"when": {"argument": "amount", "op": "&gt;", "value": "lots"}, "approver": "staff"}]',
+         "compares numbers"),
+        ('[{"when": {"argument": "amount", "op": "&gt;", "value": 5}, "approver": "boss"}]',
+         "Rule 1: &quot;approver&quot; must be one of user, staff"),
+    ],
+)  # fmt: skip
+def test_review_refuses_a_bad_approval_rule_and_keeps_the_old_one(
+    staff: Client, django_capture_on_commit_callbacks: Any, rules: str, message: str
+) -> None:
+    import html
+
+    _import(staff, django_capture_on_commit_callbacks, {"text": as_json(shop_spec()).decode()})
+    op = Operation.objects.get(operation_id="cancelOrder")
+    response = staff.post(
+        f"/admin/openapi_import/operation/{op.pk}/change/", _change_form(op, html.unescape(rules))
+    )
+    assert response.status_code == 200  # the form again, with the error on the field
+    assert message in response.content.decode()
+    op.refresh_from_db()
+    assert op.approval_rules == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ class Route:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering (a slow upstream)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ def local_server(routes: dict[str, Route], host: str = "127.0.0.1") -> Iterator[
                 or routes.get(self.path.split("?", 1)[0])
                 or routes.get("*", Route(status=404, body=b"not found"))
             )
+            if route.delay:
+                time.sleep(route.delay)
             self.send_response(route.status)
             for name, value in route.headers.items():
                 self.send_header(name, value)
