@@ -37,8 +37,9 @@ __all__ = ["Asked", "answer_fill"]
 # Categories whose value is free text: the whole answer can be the value.
 _FREE_TEXT = frozenset({"reason", "query", None})
 _BARE_NUMBER_RE = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d{1,2})?)(?![\w]|[.,]\d)")
-_SINGLE_TOKEN_RE = re.compile(r"^\s*[\"'\u201c\u2018]?([A-Za-z0-9][A-Za-z0-9_-]{1,39})[\"'\u201d\u2019]?"
-                              r"\s*[.!]?\s*$")  # fmt: skip
+_SINGLE_TOKEN_RE = re.compile(
+    r"^\s*[\"'\u201c\u2018]?([A-Za-z0-9][A-Za-z0-9_-]{1,39})[\"'\u201d\u2019]?\s*[.!]?\s*$"
+)
 
 
 @dataclass(frozen=True)

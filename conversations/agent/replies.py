@@ -486,7 +486,15 @@ _NOT_SHIPPED = frozenset(
     }
 )  # fmt: skip
 _SHIPPED = frozenset(
-    {"shipped", "delivered", "in_transit", "out_for_delivery", "fulfilled", "completed", "dispatched"}
+    {
+        "shipped",
+        "delivered",
+        "in_transit",
+        "out_for_delivery",
+        "fulfilled",
+        "completed",
+        "dispatched",
+    }
 )
 _CLOSED = frozenset({"cancelled", "canceled", "refunded", "voided", "closed"})
 _VERB_PHRASES = {

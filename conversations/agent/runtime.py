@@ -650,9 +650,9 @@ def _prepare_intent(
     """Route, record the choice and build the model's messages: one trip to the database.
     ``context`` is the conversation's, when the caller has just read it."""
     if context is None:
-        context = Conversation.objects.filter(pk=conversation_id).values_list(
-            "context", flat=True
-        )[0]
+        context = Conversation.objects.filter(pk=conversation_id).values_list("context", flat=True)[
+            0
+        ]
     setup, decision = _route(conversation_id, intent, context)
     if "asked" in context:
         # This message answered the agent's question or passed it over: either way the question

@@ -255,7 +255,9 @@ def _answer(
         return None
     if fill.missing:
         question = ask_for(fill.missing, tool.name)
-        return _Reply(question, asked=Asked(tool.name, tuple(fill.missing), fill.arguments, question))
+        return _Reply(
+            question, asked=Asked(tool.name, tuple(fill.missing), fill.arguments, question)
+        )
     return _Reply(tool_calls=(_call(f"call_{calls_so_far + 1}", tool.name, fill.arguments),))
 
 
@@ -358,7 +360,9 @@ def _plan(
     fill = fill_arguments(tool.parameters, text, context=context, entities=entities)
     if fill.missing:
         question = ask_for(fill.missing, tool.name)
-        return _Reply(question, asked=Asked(tool.name, tuple(fill.missing), fill.arguments, question))
+        return _Reply(
+            question, asked=Asked(tool.name, tuple(fill.missing), fill.arguments, question)
+        )
     return _Reply(tool_calls=(_call(call_id, tool.name, fill.arguments),))
 
 

@@ -10,7 +10,9 @@ from conversations.agent.routing import is_new_request, mood
 from tests.conversations.test_routing import DEMO_TOOLS
 
 REFUND = DEMO_TOOLS["createRefund"]
-ASKED_REASON = Asked("createRefund", ("body.reason",), {"order_number": 1044, "body": {"amount": 20}})
+ASKED_REASON = Asked(
+    "createRefund", ("body.reason",), {"order_number": 1044, "body": {"amount": 20}}
+)
 
 
 def test_a_free_text_answer_is_the_asked_reason() -> None:
