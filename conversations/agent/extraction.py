@@ -26,6 +26,7 @@ __all__ = [
     "ArgumentFill",
     "Entities",
     "Money",
+    "coerce",
     "extract_entities",
     "fill_arguments",
     "property_category",
@@ -721,6 +722,12 @@ def _from_context(
             if ok:
                 return True, value
     return False, None
+
+
+def coerce(value: Any, schema: Mapping[str, Any]) -> tuple[bool, Any]:
+    """``(True, value)`` converted to a type ``schema`` accepts and within its constraints
+    (enum, minimum, maxLength, pattern...), or ``(False, None)``."""
+    return _coerce(value, schema)
 
 
 def _coerce(value: Any, schema: Mapping[str, Any]) -> tuple[bool, Any]:

@@ -29,6 +29,8 @@ __all__ = [
     "greeting",
     "help_text",
     "looks_internal",
+    "offer_action",
+    "offer_without_lookup",
     "parse_tool_output",
     "small_talk_reply",
     "summarize_result",
@@ -559,6 +561,96 @@ def _argument_for(noun: str, arguments: Mapping[str, Any]) -> Any:
         if key in arguments and not isinstance(arguments[key], Mapping | list):
             return arguments[key]
     return None
+
+
+# -- questions about an action --------------------------------------------------------------------
+
+# Order states in which an order has not left yet, has left, or is closed. Generic words, not the
+# demo shop's: an imported shop with other states gets the plain offer.
+_NOT_SHIPPED = frozenset(
+    {
+        "pending", "paid", "processing", "new", "open", "created", "placed", "confirmed",
+        "unpaid", "on_hold", "awaiting_payment", "unfulfilled", "authorized", "received",
+    }
+)  # fmt: skip
+_SHIPPED = frozenset(
+    {
+        "shipped",
+        "delivered",
+        "in_transit",
+        "out_for_delivery",
+        "fulfilled",
+        "completed",
+        "dispatched",
+    }
+)
+_CLOSED = frozenset({"cancelled", "canceled", "refunded", "voided", "closed"})
+_VERB_PHRASES = {
+    "cancel": "cancel it",
+    "refund": "request a refund",
+    "apply": "apply it",
+    "update": "make that change",
+}
+_APPROVAL_NOTE = "You'll see exactly what I'd do and approve it first."
+
+
+def offer_action(action: str, result: Any, *, status_code: int | None = None) -> str:
+    """What a lookup says about doing ``action`` (a concept: cancel, refund, apply, update), and
+    an offer to do it, after a question such as "could I cancel order 1042?". Nothing is done
+    until the customer asks. Empty when the lookup failed (its error reply says enough)."""
+    if (status_code is not None and status_code >= 400) or _is_error_body(result):
+        return ""
+    if isinstance(result, list) and len(result) == 1:
+        result = result[0]
+    if action == "apply" and isinstance(result, Mapping) and "valid" in result:
+        if result.get("valid") is False:
+            return ""  # the code reply says why it can't be used
+        return "Would you like me to apply it to an order? Just tell me which one."
+    state = ""
+    if isinstance(result, Mapping):
+        status = result.get("status") or result.get("state") or result.get("order_status")
+        state = str(status).lower() if isinstance(status, str) else ""
+    if action == "cancel":
+        if state in _CLOSED:
+            return f"It is {_humanize(state)} already, so there is nothing to cancel."
+        if state in _SHIPPED:
+            return (
+                "It has already left us, so it can't be cancelled any more; once it is "
+                "delivered I can help with a refund."
+            )
+        if state in _NOT_SHIPPED:
+            return (
+                "It hasn't shipped yet, so it can still be cancelled. Would you like me to cancel "
+                f"it? {_APPROVAL_NOTE}"
+            )
+    if action == "refund" and isinstance(result, Mapping):
+        refundable = result.get("refundable_amount")
+        currency = result.get("currency")
+        if state in _CLOSED and state != "refunded":
+            return f"It is {_humanize(state)}, so there is nothing to refund."
+        if refundable is not None and not _is_zero(refundable):
+            return (
+                f"Up to {_money(refundable, currency)} can be refunded. Would you like me to "
+                f"request a refund? {_APPROVAL_NOTE}"
+            )
+        if state in _NOT_SHIPPED:
+            return (
+                "It hasn't shipped yet, so there is nothing to refund; it can be cancelled "
+                "instead. Would you like me to cancel it?"
+            )
+        if state == "refunded" or refundable is not None:
+            return "There is nothing left to refund on it."
+    phrase = _VERB_PHRASES.get(action, "go ahead")
+    return f"Would you like me to {phrase}? {_APPROVAL_NOTE}"
+
+
+def offer_without_lookup(action: str, operation: str, description: str = "") -> str:
+    """The answer to a question about an action when nothing can be looked up first: what the
+    operation does, and an offer."""
+    summary = capabilities([(operation, description)])
+    what = f" ({summary[0]})" if summary else ""
+    phrase = _VERB_PHRASES.get(action, "go ahead")
+    return f"Yes, I can do that for you{what}. Would you like me to {phrase}? {_APPROVAL_NOTE}"
 
 
 # -- questions, greeting, help -------------------------------------------------------------------

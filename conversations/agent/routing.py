@@ -34,9 +34,13 @@ __all__ = [
     "AgentProfile",
     "RouteDecision",
     "ToolScore",
+    "action_asked_about",
     "concepts",
     "is_actionable",
+    "is_new_request",
+    "is_read_tool",
     "is_small_talk",
+    "mood",
     "rank_tools",
     "route",
     "score_tools",
@@ -117,7 +121,33 @@ _READ_VERBS = frozenset(
 )
 # "I want a refund" asks for an action; "has my refund gone through?" asks about the state.
 _REQUEST_WORDS = frozenset({"want", "need", "like", "please", "give", "request", "wish", "asap"})
-_REQUEST_START_RE = re.compile(r"^\s*(?:can|could|would|will)\s+(?:you|i|we)\b", re.IGNORECASE)
+# "Can you / could you / would you / will you cancel it?" is a polite imperative: a request.
+_REQUEST_START_RE = re.compile(
+    r"^\s*(?:please\s+)?(?:can|could|would|will)\s+(?:you|u|ya)\b", re.IGNORECASE
+)
+# "Can I / could I / may I ...", "is it possible ...", "am I able to ..." ask whether something
+# can be done: a question, answered without doing it (SPEC §6), unless "please" makes it a
+# request ("could I please get a refund?").
+_INQUIRY_RES = tuple(
+    re.compile(pattern, re.IGNORECASE)
+    for pattern in (
+        r"^\s*(?:(?:hi|hello|hey|so|and|ok|okay|um|hmm)\b[\s,!.]*)*(?:can|could|may|might)\s+"
+        r"(?:i|we)\b",
+        r"\b(?:is|would|will)\s+it\s+(?:be\s+)?possible\b",
+        r"\b(?:am|are)\s+(?:i|we)\s+(?:able|allowed)\s+to\b",
+        r"\bis\s+there\s+(?:a|any)\s+way\b",
+        r"\b(?:if|whether)\s+(?:i|we)\s+(?:can|could|may|might)\b",
+        r"\b(?:can|could|may)\s+(?:my|the|this|that|it|order|#?\d)[^?.!]*?\s+be\s+\w+(?:ed|en)\b",
+        r"\b(?:cancell?able|refundable|returnable)\b",
+        r"^\s*how\s+(?:do|can|could|would)\s+(?:i|we)\b",
+    )
+)
+_FILLER_WORDS = frozenset(
+    {
+        "please", "pls", "kindly", "now", "ok", "okay", "oh", "so", "actually", "then", "also",
+        "just", "yes", "yeah", "yep", "sure", "well", "hi", "hello", "hey", "and", "instead",
+    }
+)  # fmt: skip
 _QUESTION_START_RE = re.compile(
     r"^\s*(?:what|whats|what's|where|wheres|where's|when|which|who|how|is|are|has|have|did|does"
     r"|do|was|were)\b",
@@ -210,13 +240,22 @@ def wants_human(text: str) -> bool:
     return any(pattern.search(text) for pattern in _ESCALATION_RES)
 
 
-def _mood(text: str) -> str | None:
+def mood(text: str) -> str | None:
     """``"request"`` when the customer asks for something to be done, ``"question"`` when they
-    ask about a state, None when the wording does not say (imperatives, mixed messages)."""
-    tokens = re.findall(r"[a-z]+", text.lower())
+    ask about a state or whether something can be done, None when the wording does not say.
+
+    "Can you / could you / would you / please" + verb, "I want / I'd like / I need", and a
+    leading imperative ("cancel order 1042", "yes please cancel it") are requests. "Can I /
+    could I / may I", "is it possible", "am I able to", "is there a way", "I wonder if I could",
+    and questions about a state ("where is", "has my refund...", "check 1042") are questions.
+    An inquiry with "please" in it is a request ("could I please get a refund?").
+    """
+    tokens = re.findall(r"[a-z]+", text.lower().replace("\u2019", "'"))
     words = set(tokens)
+    if any(pattern.search(text) for pattern in _INQUIRY_RES) and not words & {"please", "pls"}:
+        return "question"
     # An imperative says it too: "refund order 1044" asks for a refund, "check 1042" asks about.
-    leading = next((t for t in tokens if t not in {"please", "pls", "kindly", "now"}), "")
+    leading = next((t for t in tokens if t not in _FILLER_WORDS), "")
     verb = _CONCEPT_OF.get(leading) or _CONCEPT_OF.get(stem(leading))
     request = (
         bool(words & _REQUEST_WORDS) or bool(_REQUEST_START_RE.match(text)) or verb in _WRITE_VERBS
@@ -227,6 +266,35 @@ def _mood(text: str) -> str | None:
     if question and not request:
         return "question"
     return None
+
+
+def action_asked_about(text: str) -> str | None:
+    """The action a question asks about ("could I cancel order 1042?" → ``"cancel"``), or None
+    when the text is not a question or names no action that changes something."""
+    if mood(text) != "question":
+        return None
+    return next((c for c in concepts(text) if c in _WRITE_VERBS), None)
+
+
+def is_read_tool(tool: ToolSpec) -> bool:
+    """Whether a tool only reads, judged by its name's first word (get, list, search, ...)."""
+    words = split_words(tool.name)
+    return bool(words) and words[0] in _READ_VERBS
+
+
+def is_new_request(text: str, tools: Sequence[ToolSpec], *, operation: str | None = None) -> bool:
+    """Whether ``text``, sent after the agent asked the customer for something, is a new request
+    rather than the answer: a request for a human, small talk, or a message that says what to
+    do (a request or a question with an action word) for another tool than ``operation``.
+    "it arrived broken" answers "why?"; "where is order 1043?" does not."""
+    if wants_human(text) or is_small_talk(text):
+        return True
+    if mood(text) is None or not is_actionable(text):
+        return False
+    if operation is None:
+        return True
+    ranked = rank_tools(text, tools)
+    return not ranked or ranked[0].score < TOOL_THRESHOLD or ranked[0].name != operation
 
 
 def is_small_talk(text: str) -> bool:
@@ -351,7 +419,7 @@ def _doc(tool: ToolSpec) -> _ToolDoc:
         name_concepts=frozenset(concepts(" ".join(words))),
         description_concepts=frozenset(concepts(tool.description)),
         categories=frozenset(_categories(tool.parameters)),
-        is_read=bool(words) and words[0] in _READ_VERBS,
+        is_read=is_read_tool(tool),
     )
 
 
@@ -418,8 +486,8 @@ def rank_tools(
         )
         if values
     }
-    mood = _mood(text)
-    scores = [_score(doc, query, idf, present, mood, text, context, entities) for doc in docs]
+    wording = mood(text)
+    scores = [_score(doc, query, idf, present, wording, text, context, entities) for doc in docs]
     return sorted(scores, key=lambda s: (-s.score, s.name))
 
 
@@ -428,7 +496,7 @@ def _score(
     query: set[str],
     idf: Mapping[str, float],
     present: set[str],
-    mood: str | None,
+    wording: str | None,
     text: str,
     context: Mapping[str, Any] | None,
     entities: Entities,
@@ -448,7 +516,7 @@ def _score(
         return ToolScore(doc.tool.name, round(lexical + entity, 4), lexical, entity, 0.0, ())
     fill = _fill_ratio(doc.tool, text, context, entities)
     coverage = len(query & doc.name_concepts) / len(doc.name_concepts) if doc.name_concepts else 0.0
-    fits_mood = (mood == "question") == doc.is_read if mood else False
+    fits_mood = (wording == "question") == doc.is_read if wording else False
     total = (
         lexical
         + entity
@@ -508,6 +576,11 @@ class AgentProfile:
     description: str
     tools: list[ToolSpec] = field(default_factory=list)
     is_fallback: bool = False
+    # Names of the tools that only read; None: judged by their names (``is_read_tool``).
+    read_tools: frozenset[str] | None = None
+
+    def reads(self, tool: ToolSpec) -> bool:
+        return tool.name in self.read_tools if self.read_tools is not None else is_read_tool(tool)
 
 
 @dataclass
@@ -518,6 +591,9 @@ class RouteDecision:
     escalate: bool = False
     reason: str = ""
     tool: str | None = None  # the chosen agent's best tool, when one fits
+    # A question ("could I cancel order 1042?"): the agent may only use its read tools, so it
+    # answers and offers, and proposes nothing until the customer asks (SPEC §6).
+    read_only: bool = False
 
 
 def route(
@@ -529,10 +605,13 @@ def route(
     """Picks the agent for one intent.
 
     An escalation request wins outright (``escalate=True``; ``agent`` is the fallback agent,
-    whose escalation message applies, or None). Otherwise each agent scores its best tool plus
-    its own name and description; ``context["agent"]``, the agent of the previous turn, gets a
-    small bonus so follow-ups stay put. When nothing reaches ``AGENT_THRESHOLD``, small talk goes
-    to the fallback agent and anything else gets a clarification; when the runner-up is within
+    whose escalation message applies, or None). An answer to the question an agent just asked
+    (``context["asked"]["agent"]``, see ``is_new_request``) stays with that agent. A question
+    (``mood``) is routed over read tools only and the decision is ``read_only``, as long as
+    some read tool fits. Otherwise each agent scores its best tool plus its own name and
+    description; ``context["agent"]``, the agent of the previous turn, gets a small bonus so
+    follow-ups stay put. When nothing reaches ``AGENT_THRESHOLD``, small talk goes to the
+    fallback agent and anything else gets a clarification; when the runner-up is within
     ``CLOSE_RATIO`` of the best, the clarification names both.
     """
     fallback = next((agent for agent in agents if agent.is_fallback), None)
@@ -543,8 +622,44 @@ def route(
             escalate=True,
             reason="the customer asked for a human",
         )
+    asked = context.get("asked") if context else None
+    if isinstance(asked, Mapping):
+        owner = next((agent for agent in agents if agent.name == asked.get("agent")), None)
+        operation = asked.get("operation")
+        operation = operation if isinstance(operation, str) else None
+        if owner is not None and not is_new_request(text, owner.tools, operation=operation):
+            return RouteDecision(
+                agent=owner.name,
+                scores={agent.name: 0.0 for agent in agents},
+                reason="an answer to the agent's own question stays with that agent",
+                tool=operation,
+            )
     entities = extract_entities(text)
-    unique_tools = list({tool.name: tool for agent in agents for tool in agent.tools}.values())
+    read_only = mood(text) == "question"
+    scores, best_tools = _agent_scores(text, agents, context, entities, read_only=read_only)
+    if read_only and not any(best_tools.values()):
+        # No read tool fits ("can I reset my password?" with only a write tool): route as usual;
+        # the agent answers the question, and any write still waits for approval.
+        read_only = False
+        scores, best_tools = _agent_scores(text, agents, context, entities, read_only=False)
+    decision = _decide(text, agents, context, scores, best_tools, fallback)
+    decision.read_only = read_only and decision.agent is not None
+    return decision
+
+
+def _agent_scores(
+    text: str,
+    agents: Sequence[AgentProfile],
+    context: Mapping[str, Any] | None,
+    entities: Entities,
+    *,
+    read_only: bool,
+) -> tuple[dict[str, float], dict[str, str | None]]:
+    usable = {
+        agent.name: [tool for tool in agent.tools if not read_only or agent.reads(tool)]
+        for agent in agents
+    }
+    unique_tools = list({tool.name: tool for tools in usable.values() for tool in tools}.values())
     tool_scores = {
         s.name: s for s in rank_tools(text, unique_tools, context=context, entities=entities)
     }
@@ -556,14 +671,29 @@ def route(
     for agent in agents:
         fitting = [
             tool_scores[tool.name]
-            for tool in agent.tools
+            for tool in usable[agent.name]
             if tool_scores[tool.name].score >= TOOL_THRESHOLD
         ]
         best = min(fitting, key=lambda s: (-s.score, s.name), default=None)
         best_tools[agent.name] = best.name if best else None
+        if read_only and best is None and not agent.is_fallback:
+            # Its description may match ("cancel an order"), but it has nothing to answer with.
+            scores[agent.name] = 0.0
+            continue
         own = _agent_text_score(agent, query, agent_idf)
         sticky = STICKY_BONUS if context and context.get("agent") == agent.name else 0.0
         scores[agent.name] = round((best.score if best else 0.0) + own + sticky, 4)
+    return scores, best_tools
+
+
+def _decide(
+    text: str,
+    agents: Sequence[AgentProfile],
+    context: Mapping[str, Any] | None,
+    scores: dict[str, float],
+    best_tools: Mapping[str, str | None],
+    fallback: AgentProfile | None,
+) -> RouteDecision:
     ranked = sorted(agents, key=lambda agent: (-scores[agent.name], agent.name))
     if not ranked:
         return RouteDecision(agent=None, scores={}, reason="no agents are configured")

@@ -11,6 +11,7 @@ processes, a retry after a crash, or a second tab can never do it twice.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import secrets
 import time
@@ -572,12 +573,28 @@ def _route(
             description=s.agent.description,
             tools=s.tools,
             is_fallback=s.agent.is_fallback,
+            read_tools=frozenset(
+                name for name, op in s.operations.items() if op.access_type == AccessType.READ
+            ),
         )
         for s in setups
     ]
     decision = route(text, profiles, context=context)
     chosen = next((s for s in setups if s.agent.slug == decision.agent), None)
+    if chosen is not None and decision.read_only:
+        chosen = _read_only(chosen)
     return chosen, decision
+
+
+def _read_only(setup: AgentSetup) -> AgentSetup:
+    """The agent for a question ("could I cancel order 1042?"): its read operations only, with
+    read permission for this intent, so it answers and offers and proposes nothing (SPEC §6)."""
+    agent = copy.copy(setup.agent)
+    agent.permission = Agent.Permission.READ
+    operations = {
+        name: op for name, op in setup.operations.items() if op.access_type == AccessType.READ
+    }
+    return AgentSetup(agent, [t for t in setup.tools if t.name in operations], operations)
 
 
 def _system_prompt(agent: Agent) -> str:
@@ -645,7 +662,16 @@ def _prepare_intent(
 ) -> Prepared:
     """Route, record the choice and build the model's messages: one trip to the database.
     ``context`` is the conversation's, when the caller has just read it."""
+    if context is None:
+        context = Conversation.objects.filter(pk=conversation_id).values_list("context", flat=True)[
+            0
+        ]
     setup, decision = _route(conversation_id, intent, context)
+    if "asked" in context:
+        # This message answered the agent's question or passed it over: either way the question
+        # is spent (a new one is kept by _remember_question).
+        rest = {key: value for key, value in context.items() if key != "asked"}
+        Conversation.objects.filter(pk=conversation_id).update(context=rest)
     if setup is None or decision.escalate or decision.clarification:
         return setup, decision, []
     _select_agent(conversation_id, turn, setup.agent, decision)
@@ -794,6 +820,24 @@ def _reply(
     # The turn's counters are stored by _turn_finish, which follows at once.
     _model_event(conversation_id, turn, completion, None, store=False)
     _say(conversation_id, turn, Message.Role.ASSISTANT, text, agent)
+    _remember_question(conversation_id, agent, completion, text)
+
+
+def _remember_question(
+    conversation_id: str, agent: Agent, completion: Completion, text: str
+) -> None:
+    """``context["asked"]``: the agent that just asked the customer something, and what for
+    when the backend says (operation, argument, known arguments), so the answer ("it arrived
+    broken") is routed back to it; any other reply forgets it."""
+    context = Conversation.objects.filter(pk=conversation_id).values_list("context", flat=True)
+    current = dict(context.first() or {})
+    if text.rstrip().endswith("?"):
+        current["asked"] = {**(completion.asked or {}), "agent": agent.slug}
+    elif "asked" in current:
+        del current["asked"]
+    else:
+        return
+    Conversation.objects.filter(pk=conversation_id).update(context=current)
 
 
 def _model_event(

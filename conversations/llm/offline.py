@@ -29,18 +29,24 @@ from conversations.agent.extraction import (
     remember_entities,
     split_words,
 )
+from conversations.agent.followup import Asked, answer_fill
 from conversations.agent.replies import (
     ESCALATION_REPLY,
     ask_for,
     help_text,
+    offer_action,
+    offer_without_lookup,
     parse_tool_output,
     small_talk_reply,
     summarize_result,
 )
 from conversations.agent.routing import (
     TOOL_THRESHOLD,
-    is_actionable,
+    action_asked_about,
+    is_new_request,
+    is_read_tool,
     is_small_talk,
+    mood,
     rank_tools,
     split_intents,
     wants_human,
@@ -67,6 +73,7 @@ _WORD_RE = re.compile(r"\w+")
 class _Reply:
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    asked: Asked | None = None  # what a question asks for
 
 
 class OfflineBackend(Backend):
@@ -124,6 +131,7 @@ class OfflineBackend(Backend):
             cost=Decimal(0),
             finish_reason="tool_calls" if reply.tool_calls else "stop",
             attempts=1,
+            asked=reply.asked.as_context() if reply.asked else None,
         )
 
 
@@ -160,21 +168,32 @@ def _respond(messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], *, toda
     descriptions = [(tool.name, tool.description) for tool in tools if not _is_escalation(tool)]
     if last_user is None:
         return _Reply(small_talk_reply("hello", descriptions))
-    text = _with_pending_intent(messages, last_user)
-    intents = split_intents(text) or [text]
+    text = messages[last_user].content or ""
     context = _context(messages[:last_user], today)
     # Intents of this message already turned into calls, one assistant call message each.
     turn = messages[last_user + 1 :]
     done = sum(1 for message in turn if message.role == "assistant" and message.tool_calls)
-    context = _context(turn, today, start=context)
     calls_so_far = sum(len(message.tool_calls) for message in messages)
+    pending = _pending_question(messages, last_user, tools, today)
+    if pending is not None:
+        answered = _answer(pending, text, tools, today, calls_so_far)
+        if answered is not None:
+            # The message answers the agent's question: one intent, the asked operation.
+            if turn and turn[-1].role == "tool":
+                return _Reply(_summarize_turn(messages))
+            return answered
+    intents = split_intents(text) or [text]
+    context = _context(turn, today, start=context)
     if turn and turn[-1].role == "tool":
         summary = _summarize_turn(messages)
+        offer = _offer(intents[max(done - 1, 0)], messages)
+        if offer:
+            summary = f"{summary} {offer}"
         if done < len(intents):
             following = _plan(intents[done], tools, context, today, calls_so_far, descriptions)
             if following.tool_calls or following.text.endswith("?"):
                 joined = f"{summary}\n\n{following.text}".strip() if following.text else summary
-                return _Reply(joined, following.tool_calls)
+                return _Reply(joined, following.tool_calls, following.asked)
         return _Reply(summary)
     index = min(done, len(intents) - 1)
     return _plan(intents[index], tools, context, today, calls_so_far, descriptions)
@@ -187,32 +206,70 @@ def _last_index(messages: Sequence[ChatMessage], role: str) -> int | None:
     return None
 
 
-def _with_pending_intent(messages: Sequence[ChatMessage], last_user: int) -> str:
-    """The user's text, joined to the intent it answers when the assistant had just asked for
-    a missing argument ("Which order number is it about?" → "1042")."""
-    text = messages[last_user].content or ""
-    asked = messages[last_user - 1] if last_user > 0 else None
+def _pending_question(
+    messages: Sequence[ChatMessage], user_index: int, tools: Sequence[ToolSpec], today: date
+) -> Asked | None:
+    """What the assistant asked for just before ``messages[user_index]``, re-derived from the
+    history (the backend keeps no state): the question must be the one this backend would have
+    asked after the previous user message, given what it knew then. A chain of answers
+    ("refund order 1044" → amount and reason? → "it arrived broken" → how much? → "20") is
+    followed back to the request that started it."""
+    asked = messages[user_index - 1] if user_index > 0 else None
     if (
         asked is None
         or asked.role != "assistant"
         or asked.tool_calls
         or not (asked.content or "").rstrip().endswith("?")
-        or is_actionable(text)
-        or is_small_talk(text)
     ):
-        return text
-    previous = _last_index(messages[: last_user - 1], "user")
+        return None
+    question = (asked.content or "").strip()
+    previous = _last_index(messages[: user_index - 1], "user")
     if previous is None:
-        return text
-    earlier = split_intents(messages[previous].content or "")
-    if not earlier:
-        return text
-    answered = sum(
-        1
-        for message in messages[previous + 1 : last_user]
-        if message.role == "assistant" and message.tool_calls
-    )
-    return f"{earlier[min(answered, len(earlier) - 1)]} {text}"
+        return None
+    text = messages[previous].content or ""
+    earlier = _pending_question(messages, previous, tools, today)
+    if earlier is not None:
+        answered = _answer(earlier, text, tools, today, 0)
+        if answered is not None:
+            if answered.asked is not None and question.endswith(answered.asked.question):
+                return answered.asked
+            return None
+    context = _context(messages[:previous], today)
+    for intent in split_intents(text) or [text]:
+        planned = _plan(intent, tools, context, today, 0, ())
+        if planned.asked is not None and question.endswith(planned.asked.question):
+            return planned.asked
+    return None
+
+
+def _answer(
+    pending: Asked, text: str, tools: Sequence[ToolSpec], today: date, calls_so_far: int
+) -> _Reply | None:
+    """The call (or the next question) when ``text`` answers ``pending``; None when it is a
+    new request or fills none of the asked arguments."""
+    tool = next((t for t in tools if t.name == pending.operation), None)
+    if tool is None or is_new_request(text, tools, operation=pending.operation):
+        return None
+    fill = answer_fill(pending, tool.parameters, text, today=today)
+    if fill is None:
+        return None
+    if fill.missing:
+        question = ask_for(fill.missing, tool.name)
+        return _Reply(
+            question, asked=Asked(tool.name, tuple(fill.missing), fill.arguments, question)
+        )
+    return _Reply(tool_calls=(_call(f"call_{calls_so_far + 1}", tool.name, fill.arguments),))
+
+
+def _offer(intent: str, messages: Sequence[ChatMessage]) -> str:
+    """After a lookup that answered a question about an action ("could I cancel order 1042?"),
+    whether it can be done and an offer to do it; nothing is proposed until the customer asks."""
+    action = action_asked_about(intent)
+    if action is None:
+        return ""
+    last = messages[-1]
+    result, status = parse_tool_output(last.content)
+    return offer_action(action, result, status_code=status)
 
 
 def _context(
@@ -280,6 +337,20 @@ def _plan(
         arguments = _escalation_arguments(escalation, text, context)
         return _Reply(tool_calls=(_call(call_id, escalation.name, arguments),))
     candidates = [tool for tool in tools if not _is_escalation(tool)]
+    if mood(text) == "question":
+        # A question is answered by reading (SPEC §6): "could I cancel order 1042?" looks the
+        # order up; only when no read tool fits does the answer come from the write tool's
+        # description, as an offer, without a call.
+        readers = [tool for tool in candidates if is_read_tool(tool)]
+        read_ranked = rank_tools(text, readers, context=context, entities=entities)
+        if read_ranked and read_ranked[0].score >= TOOL_THRESHOLD:
+            candidates = readers
+        else:
+            ranked = rank_tools(text, candidates, context=context, entities=entities)
+            action = action_asked_about(text)
+            if action and ranked and ranked[0].score >= TOOL_THRESHOLD:
+                tool = next(t for t in candidates if t.name == ranked[0].name)
+                return _Reply(offer_without_lookup(action, tool.name, tool.description))
     ranked = rank_tools(text, candidates, context=context, entities=entities)
     if not ranked or ranked[0].score < TOOL_THRESHOLD:
         if is_small_talk(text):
@@ -288,7 +359,10 @@ def _plan(
     tool = next(t for t in candidates if t.name == ranked[0].name)
     fill = fill_arguments(tool.parameters, text, context=context, entities=entities)
     if fill.missing:
-        return _Reply(ask_for(fill.missing, tool.name))
+        question = ask_for(fill.missing, tool.name)
+        return _Reply(
+            question, asked=Asked(tool.name, tuple(fill.missing), fill.arguments, question)
+        )
     return _Reply(tool_calls=(_call(call_id, tool.name, fill.arguments),))
 
 

@@ -151,6 +151,9 @@ class Completion:
     cost: Decimal
     finish_reason: str
     attempts: int = 1
+    # What a reply asks the customer for, when the backend knows (the offline backend does:
+    # ``{"operation", "argument", "arguments", "known"}``); None for a model's free text.
+    asked: dict[str, Any] | None = None
 
     def as_message(self) -> ChatMessage:
         """The assistant message to append to the history for a follow-up call."""

@@ -231,3 +231,77 @@ async def test_user_message_is_stored_before_the_agent_runs(
     await frames_until(ws, turn_ended)
     await ws.disconnect()
     await wait_idle()
+
+
+async def _say(ws: Any, client_id: str, content: str) -> list[dict[str, Any]]:
+    await ws.send_json_to({"type": "message", "client_id": client_id, "content": content})
+    return await frames_until(ws, turn_ended)
+
+
+async def test_refund_reason_is_asked_and_the_answer_completes_the_proposal(
+    demo: Any, conversation: Conversation
+) -> None:
+    from channels.db import database_sync_to_async
+
+    from tests.conversations.chat import verify_customer
+
+    await database_sync_to_async(verify_customer)(conversation.pk)
+    ws, _ = await connect(conversation.pk, "visitor-a")
+    frames = await _say(ws, "c1", "I want a refund of 20 EUR for order 1044")
+    assert not any(f["type"] == "interrupt" for f in frames)
+    asked = (await Conversation.objects.aget(pk=conversation.pk)).context["asked"]
+    assert asked["operation"] == "createRefund" and asked["argument"] == "body.reason"
+    assert asked["agent"] == "order-actions" and asked["known"]["order_number"] == 1044
+    frames = await _say(ws, "c2", "it arrived broken")
+    await ws.disconnect()
+    await wait_idle()
+    interrupt_frame = next(f for f in frames if f["type"] == "interrupt")
+    assert interrupt_frame["operation"] == "createRefund"
+    assert interrupt_frame["arguments"]["order_number"] == 1044
+    assert interrupt_frame["arguments"]["body"]["reason"] == "it arrived broken"
+    assert "asked" not in (await Conversation.objects.aget(pk=conversation.pk)).context
+
+
+async def test_a_question_about_cancelling_is_answered_and_nothing_is_proposed(
+    demo: Any, conversation: Conversation
+) -> None:
+    from channels.db import database_sync_to_async
+
+    from tests.conversations.chat import verify_customer
+
+    await database_sync_to_async(verify_customer)(conversation.pk)
+    ws, _ = await connect(conversation.pk, "visitor-a")
+    frames = await _say(ws, "c1", "could I cancel order 1042?")
+    assert not any(f["type"] == "interrupt" for f in frames)
+    assert [f["operation"] for f in frames if f["type"] == "tool_call"] == ["getOrder"]
+    reply = [f for f in frames if f["type"] == "message" and f["role"] == "assistant"][-1]
+    assert "can still be cancelled" in reply["content"] and "Would you like" in reply["content"]
+    assert await Order.objects.filter(number=1042, status="paid").aexists()
+    assert not await Interrupt.objects.aexists()
+    frames = await _say(ws, "c2", "yes please cancel it")
+    await ws.disconnect()
+    await wait_idle()
+    interrupt_frame = next(f for f in frames if f["type"] == "interrupt")
+    assert interrupt_frame["operation"] == "cancelOrder"
+    assert interrupt_frame["arguments"]["order_number"] == 1042
+
+
+async def test_a_question_about_a_code_checks_it_without_an_approval(
+    demo: Any, conversation: Conversation
+) -> None:
+    ws, _ = await connect(conversation.pk, "visitor-a")
+    frames = await _say(ws, "c1", "can I use code VIP20?")
+    await ws.disconnect()
+    await wait_idle()
+    assert not any(f["type"] == "interrupt" for f in frames)
+    assert [f["operation"] for f in frames if f["type"] == "tool_call"] == ["getDiscountCode"]
+    reply = [f for f in frames if f["type"] == "message" and f["role"] == "assistant"][-1]
+    assert "VIP20" in reply["content"]
+
+
+async def test_can_you_cancel_is_a_request(demo: Any, conversation: Conversation) -> None:
+    ws, _ = await connect(conversation.pk, "visitor-a")
+    frames = await _say(ws, "c1", "Can you cancel order 1042?")
+    await ws.disconnect()
+    await wait_idle()
+    assert next(f for f in frames if f["type"] == "interrupt")["operation"] == "cancelOrder"
