@@ -24,7 +24,7 @@ from django.conf import settings
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from pytest_django import DjangoDbBlocker
 
-from tests.conftest import _missing_service
+from tests.conftest import BROWSER_REQUIRED, _missing_service
 from tests.support.shared_db import SETTINGS_PRELUDE, shared_database
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -168,7 +168,7 @@ def browser(_orm_beside_playwright: None) -> Iterator[Browser]:
     """Chromium for this package only: Playwright's running loop would break async tests that
     came after it in the same process."""
     if not CHROMIUM.exists():
-        _missing_service(f"Chromium at {CHROMIUM}")
+        _missing_service(f"Chromium at {CHROMIUM}", required=BROWSER_REQUIRED)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
