@@ -5,13 +5,19 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The settings read them too: the demo's upstream allow-lists follow HOST and PORT.
+export HOST PORT
+# Where the demo is reached (printed, and where its tool calls go): HOST, or loopback when HOST
+# binds every address; IPv6 literals in brackets.
+URL_HOST := $(if $(filter 0.0.0.0 :: [::],$(HOST)),127.0.0.1,$(if $(findstring :,$(HOST)),[$(patsubst [%],%,$(HOST))],$(HOST)))
+BASE_URL ?= http://$(URL_HOST):$(PORT)
 # pytest-xdist workers; "auto" uses every core.
 WORKERS ?= auto
 
 .PHONY: run test lint format migrate demo clean help
 
 help:
-	@echo "make run    set up .venv, migrate, load the demo and serve on http://$(HOST):$(PORT)/"
+	@echo "make run    set up .venv, migrate, load the demo and serve on $(BASE_URL)/ (HOST, PORT)"
 	@echo "make test   the whole test suite"
 	@echo "make lint   ruff and mypy"
 
@@ -28,7 +34,7 @@ migrate: $(VENV)/.installed
 	$(PY) manage.py migrate --no-input
 
 demo: migrate
-	$(PY) manage.py setup_demo
+	$(PY) manage.py setup_demo --base-url $(BASE_URL)
 
 run: demo
 	$(PY) manage.py check --fail-level ERROR

@@ -4,7 +4,8 @@ from django.apps import AppConfig
 
 
 class AccessConfig(AppConfig):
-    """API keys and staff roles: the access concerns no listed app owns."""
+    """API keys, staff roles and the version stamps of `config.versions` without Redis: the
+    cross-cutting concerns no listed app owns."""
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "access"

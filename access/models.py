@@ -43,3 +43,19 @@ class ApiKey(models.Model):
     def is_active(self) -> bool:
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class VersionStamp(models.Model):
+    """A version stamp of ``config.versions`` when no Redis is configured: every process reads
+    the same row, so a change made in one reaches all at once (one primary-key read per check).
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    value = models.CharField(max_length=32)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "version stamp"
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"

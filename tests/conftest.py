@@ -17,11 +17,13 @@ from tests.factories import StaffFactory, UserFactory
 
 # CI sets this: a test that needs PostgreSQL or Redis must fail there rather than skip.
 SERVICES_REQUIRED = os.environ.get("ACTIONDESK_REQUIRE_SERVICES") == "1"
+# CI's embedded run (no services, so PostgreSQL and Redis tests skip) still needs Chromium.
+BROWSER_REQUIRED = SERVICES_REQUIRED or os.environ.get("ACTIONDESK_REQUIRE_BROWSER") == "1"
 
 
-def _missing_service(what: str) -> None:
-    if SERVICES_REQUIRED:
-        pytest.fail(f"{what} is required in CI (ACTIONDESK_REQUIRE_SERVICES=1) but is not set.")
+def _missing_service(what: str, *, required: bool = SERVICES_REQUIRED) -> None:
+    if required:
+        pytest.fail(f"{what} is required in CI (.ci/run) but is not available.")
     pytest.skip(f"{what} not configured; set it (as .ci/run does) to run this test.")
 
 

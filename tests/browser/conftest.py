@@ -2,38 +2,30 @@
 
 One server and one Chromium serve the whole package; each test gets a fresh browser context (a
 new visitor) and, being ``django_db(transaction=True)``, an empty database. The server is a
-subprocess, so it must see the rows the test writes and the test must see the server's:
-
-- PostgreSQL: the server connects to the test database (``test_<name>``, per xdist worker).
-- SQLite: the test database lives in this process's memory, which no other process can open.
-  While the package runs it is copied to a file and *both* processes use that file; afterwards
-  this process goes back to its in-memory database.
-
-The settings only read a PostgreSQL ``DATABASE_URL``, so the server is started through Daphne's
-own entry point after pointing ``DATABASES["default"]["NAME"]`` at the shared database.
+subprocess, so it must see the rows the test writes and the test must see the server's: both
+use the database of ``tests.support.shared_db`` (the PostgreSQL test database, or the SQLite
+test database copied to a file while the package runs).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 from django.conf import settings
-from django.db import connection
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from pytest_django import DjangoDbBlocker
 
-from tests.conftest import _missing_service
+from tests.conftest import BROWSER_REQUIRED, _missing_service
+from tests.support.shared_db import SETTINGS_PRELUDE, shared_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -44,14 +36,14 @@ ASGI_APP = "config.asgi:application"
 
 # `daphne ...` after pointing the test settings at the shared database (see the docstring) and
 # serving static files straight from the source tree, as there is no collectstatic here.
-_SERVE = """\
-import os
-from config.settings import test as settings_module
-settings_module.DATABASES["default"]["NAME"] = os.environ["ACTIONDESK_BROWSER_DB"]
+_SERVE = (
+    SETTINGS_PRELUDE
+    + """\
 settings_module.WHITENOISE_USE_FINDERS = True
 from daphne.cli import CommandLineInterface
 CommandLineInterface.entrypoint()
 """
+)
 
 REPORT_CSP_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (event) => {
@@ -89,39 +81,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _is_sqlite() -> bool:
-    return bool(connection.vendor == "sqlite")
-
-
-@contextmanager
-def _shared_database(directory: Path, blocker: DjangoDbBlocker) -> Iterator[str]:
-    """The name the server should use for the test database, shared with this process."""
-    if not _is_sqlite():
-        yield str(connection.settings_dict["NAME"])
-        return
-    path = directory / "browser.sqlite3"
-    with blocker.unblock():
-        connection.ensure_connection()
-        memory = connection.connection
-        target = sqlite3.connect(path)
-        try:
-            memory.backup(target)
-        finally:
-            target.close()
-        in_memory_name = connection.settings_dict["NAME"]
-        # Park the in-memory connection (closing it would drop the database) and use the file;
-        # pytest-django's flush after each test then empties the file.
-        connection.connection = None
-        connection.settings_dict["NAME"] = str(path)
-    try:
-        yield str(path)
-    finally:
-        with blocker.unblock():
-            connection.close()
-            connection.settings_dict["NAME"] = in_memory_name
-            connection.connection = memory
-
-
 def _server_env(port: int, database: str) -> dict[str, str]:
     env = {
         key: value
@@ -130,7 +89,7 @@ def _server_env(port: int, database: str) -> dict[str, str]:
     }
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.test",
-        ACTIONDESK_BROWSER_DB=database,
+        ACTIONDESK_SHARED_DB=database,
         # The agent's tools call the demo shop served by this same server.
         UPSTREAM_ALLOWED_HOSTS=f"127.0.0.1:{port}",
         UPSTREAM_ALLOW_PRIVATE="true",
@@ -184,7 +143,7 @@ def server(
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = directory / "daphne.log"
-    with _shared_database(directory, django_db_blocker) as database, log.open("wb") as output:
+    with shared_database(directory, django_db_blocker) as database, log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-c", _SERVE, "-b", "127.0.0.1", "-p", str(port), ASGI_APP],
             cwd=settings.BASE_DIR,
@@ -209,7 +168,7 @@ def browser(_orm_beside_playwright: None) -> Iterator[Browser]:
     """Chromium for this package only: Playwright's running loop would break async tests that
     came after it in the same process."""
     if not CHROMIUM.exists():
-        _missing_service(f"Chromium at {CHROMIUM}")
+        _missing_service(f"Chromium at {CHROMIUM}", required=BROWSER_REQUIRED)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
