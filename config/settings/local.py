@@ -6,6 +6,7 @@ from __future__ import annotations
 from .base import *  # noqa: F403
 from .base import (
     ALLOWED_HOSTS,
+    IDENTITY_SECRET,
     OUTBOUND_ALLOWED_HOSTS,
     SECRET_KEY,
     UPSTREAM_ALLOWED_HOSTS,
@@ -14,6 +15,8 @@ from .base import (
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
 SECRET_KEY = SECRET_KEY or "django-insecure-local-development-only-do-not-deploy"
+# The demo's "continue as Ana" signs with it; a real site sets its own (docs/identity.md).
+IDENTITY_SECRET = IDENTITY_SECRET or "local-identity-secret-development-only-do-not-deploy"
 ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]
 OUTBOUND_ALLOWED_HOSTS = OUTBOUND_ALLOWED_HOSTS or ["127.0.0.1:8000", "localhost:8000"]
 STORAGES = {

@@ -12,6 +12,7 @@ from .base import CACHES, CHANNEL_LAYERS, DATABASES, REDIS_PREFIX, REDIS_URL, bu
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-" + "x" * 32
+IDENTITY_SECRET = "test-identity-secret-" + "y" * 32
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
