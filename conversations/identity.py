@@ -322,3 +322,28 @@ def identity_from_result(data: Any) -> Identity | None:
     name = data.get("name")
     name = name[:MAX_CLAIM_CHARS] if isinstance(name, str) else ""
     return Identity(customer_id=str(raw_id)[:MAX_CLAIM_CHARS], email=email.lower(), name=name)
+
+
+# --- The demo ----------------------------------------------------------------------------------
+
+DEMO_EMAILS = ("ana@example.com", "ben@example.com")
+
+
+def demo_enabled() -> bool:
+    """Demo-only helpers (the "continue as Ana" buttons) exist in development or when the demo
+    shop is switched on, never in a plain production deployment."""
+    from django.apps import apps
+
+    if not apps.is_installed("demo_shop"):
+        return False
+    return bool(settings.DEBUG or getattr(settings, "DEMO_SHOP_ENABLED", False))
+
+
+def demo_customers() -> list[dict[str, str]]:
+    """The demo shop's customers the chat page offers to continue as (id, email, name)."""
+    from demo_shop.selectors import customers_for_emails
+
+    return [
+        {"id": str(c.pk), "email": c.email, "name": c.name}
+        for c in customers_for_emails(emails=DEMO_EMAILS)
+    ]

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from demo_shop.exceptions import ShopError, ShopErrorCode
-from demo_shop.models import DiscountCode, Order, Refund, Shipment
+from demo_shop.models import Customer, DiscountCode, Order, Refund, Shipment
 
 # An agent reads the answer into its context; the most recent orders are the ones asked about.
 ORDER_LIST_LIMIT = 50
@@ -97,3 +97,16 @@ def refund_list_for_order(*, order_number: int) -> list[Refund]:
     if order is None:
         raise order_not_found(order_number)
     return list(Refund.objects.filter(order=order).select_related("order"))
+
+
+def customers_for_emails(*, emails: tuple[str, ...] | list[str]) -> list[Customer]:
+    found = {c.email: c for c in Customer.objects.filter(email__in=emails)}
+    return [found[e] for e in emails if e in found]
+
+
+def order_owned_by(order: Order, email: str | None) -> bool:
+    """Ownership (docs/identity.md): with a customer email (``X-Customer-Email``) the order must
+    be that customer's; without one the caller is the shop's back office."""
+    if email is None:
+        return True
+    return order.customer.email.lower() == normalize_email(email)
