@@ -15,6 +15,7 @@ from django.utils.safestring import SafeString
 
 from config.errors import ApplicationError
 from openapi_import.forms import ImportForm
+from openapi_import.identity import CLAIMS, bindings_clean
 from openapi_import.models import ApiSpec, ImportJob, Operation
 from openapi_import.selectors import server_address_warning, spec_private_servers
 from openapi_import.services import import_job_create, operation_update, operations_bulk_update
@@ -283,7 +284,42 @@ class ReviewStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Operation)
+class OperationForm(ModelForm):
+    """Identity bindings are checked against the operation's parameters here, so a wrong
+    claim or parameter name is a form error on the field, and nothing is saved."""
+
+    class Meta:
+        model = Operation
+        fields = (
+            "access_type",
+            "approval",
+            "agent_group",
+            "customer_parameters",
+            "identity_bindings",
+            "personal_data",
+            "identity_role",
+            "enabled",
+        )
+        help_texts = {
+            "identity_bindings": 'Parameter → claim, e.g. {"email": "customer.email", '
+            '"header:X-Customer-Id": "customer.id"}. Claims: ' + ", ".join(CLAIMS) + ". "
+            "Bound parameters are filled from the verified customer and hidden from the model.",
+            "personal_data": "Reads personal data: unavailable until the customer is verified.",
+        }
+
+    def clean_identity_bindings(self) -> dict[str, str]:
+        try:
+            return bindings_clean(
+                self.cleaned_data.get("identity_bindings"),
+                properties=self.instance.parameter_locations or {},
+            )
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 class OperationAdmin(admin.ModelAdmin):
+    form = OperationForm
+
     class Media:
         css = {"all": ["actiondesk/admin.css"]}
 
@@ -340,6 +376,7 @@ class OperationAdmin(admin.ModelAdmin):
         "schema_view",
         "credentials_view",
         "server_check",
+        "suggested_bindings_view",
     )
     fieldsets = (
         (None, {"fields": ("spec", "operation_id", "method", "path", "summary", "description")}),
@@ -352,6 +389,10 @@ class OperationAdmin(admin.ModelAdmin):
                     "agent_group",
                     "customer_parameters",
                     "credentials_view",
+                    "identity_bindings",
+                    "suggested_bindings_view",
+                    "personal_data",
+                    "identity_role",
                     "enabled",
                     "suggested_access_type",
                     "suggested_approval",
@@ -411,6 +452,24 @@ class OperationAdmin(admin.ModelAdmin):
                 "",
                 "<li><code>{}</code>: credential, from upstream credentials (never the model)</li>",
                 ((name,) for name in operation.credential_parameters),
+            ),
+        )
+
+    @admin.display(description="Suggested identity bindings")
+    def suggested_bindings_view(self, operation: Operation) -> SafeString | str:
+        suggested = operation.suggested_identity_bindings or {}
+        if not suggested:
+            return "None"
+        accepted = operation.identity_bindings or {}
+        return format_html(
+            "<ul>{}</ul><p>Copy the ones you accept into Identity bindings.</p>",
+            format_html_join(
+                "",
+                "<li><code>{}</code> ← <code>{}</code>{}</li>",
+                (
+                    (prop, claim, " (bound)" if accepted.get(prop) == claim else "")
+                    for prop, claim in suggested.items()
+                ),
             ),
         )
 
