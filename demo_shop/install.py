@@ -9,11 +9,22 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import QuerySet
 
 from conversations.agents import agents_load, template_text
 from demo_shop.seed import shop_seed
-from openapi_import.models import ApiSpec, ImportJob
-from openapi_import.services import import_job_create, import_job_run, operations_bulk_update
+from openapi_import.models import ApiSpec, IdentityRole, ImportJob, Operation
+from openapi_import.services import (
+    import_job_create,
+    import_job_run,
+    operation_update,
+    operations_bulk_update,
+)
+
+VERIFIERS = {
+    "startVerification": IdentityRole.VERIFY_START,
+    "confirmVerification": IdentityRole.VERIFY_CONFIRM,
+}
 
 
 @dataclass(frozen=True)
@@ -48,9 +59,25 @@ def demo_install(*, base_url: str, reviewer: User) -> DemoInstall:
     operations = spec.operations.filter(removed_at__isnull=True)
     operations_bulk_update(operations=operations, action="review", user=reviewer)
     operations_bulk_update(operations=operations, action="enable", user=reviewer)
+    _bind_identity(operations, reviewer)
     result = agents_load(text=template_text("ecommerce"))
     return DemoInstall(
         spec=spec,
         tools=operations.count(),
         agents=len(result.created) + len(result.updated),
     )
+
+
+def _bind_identity(operations: QuerySet[Operation], reviewer: User) -> None:
+    """What a supervisor does in the review (docs/identity.md): accept the suggested bindings
+    (the customer's email as ``X-Customer-Email``, and ``email`` of listOrders) and mark the
+    two verification operations."""
+    for operation in operations:
+        changes: dict[str, object] = {}
+        if operation.suggested_identity_bindings:
+            changes["identity_bindings"] = dict(operation.suggested_identity_bindings)
+            changes["personal_data"] = True
+        if operation.operation_id in VERIFIERS:
+            changes["identity_role"] = VERIFIERS[operation.operation_id]
+        if changes:
+            operation_update(operation=operation, user=reviewer, **changes)

@@ -283,7 +283,6 @@ class ReviewStateFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.register(Operation)
 class OperationForm(ModelForm):
     """Identity bindings are checked against the operation's parameters here, so a wrong
     claim or parameter name is a form error on the field, and nothing is saved."""
@@ -317,6 +316,7 @@ class OperationForm(ModelForm):
             raise forms.ValidationError(str(exc)) from None
 
 
+@admin.register(Operation)
 class OperationAdmin(admin.ModelAdmin):
     form = OperationForm
 
