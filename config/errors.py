@@ -35,6 +35,12 @@ class ErrorCode(StrEnum):
     INTERRUPT_EXPIRED = "interrupt_expired"
     INTERRUPT_ALREADY_DECIDED = "interrupt_already_decided"
     ARGUMENTS_MISMATCH = "arguments_mismatch"
+    # Customer identity (SPEC §3, docs/identity.md).
+    IDENTITY_INVALID = "identity_invalid"
+    IDENTITY_EXPIRED = "identity_expired"
+    IDENTITY_REPLAYED = "identity_replayed"
+    IDENTITY_CONFLICT = "identity_conflict"
+    VERIFICATION_REQUIRED = "verification_required"
     # Escalations (SPEC §7).
     ALREADY_CLAIMED = "already_claimed"
     INVALID_TRANSITION = "invalid_transition"
@@ -58,6 +64,11 @@ DEFAULT_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INTERRUPT_EXPIRED: 410,
     ErrorCode.INTERRUPT_ALREADY_DECIDED: 409,
     ErrorCode.ARGUMENTS_MISMATCH: 422,
+    ErrorCode.IDENTITY_INVALID: 401,
+    ErrorCode.IDENTITY_EXPIRED: 401,
+    ErrorCode.IDENTITY_REPLAYED: 401,
+    ErrorCode.IDENTITY_CONFLICT: 409,
+    ErrorCode.VERIFICATION_REQUIRED: 403,
     ErrorCode.ALREADY_CLAIMED: 409,
     ErrorCode.INVALID_TRANSITION: 409,
 }

@@ -173,7 +173,9 @@ def interrupt_decide(
     ``arguments_mismatch``, ``permission_denied`` or ``not_found``; a repeat of the same
     decision (a double click) returns the interrupt unchanged."""
     try:
-        interrupt = Interrupt.objects.select_related("turn").get(pk=interrupt_id)
+        interrupt = Interrupt.objects.select_related("turn", "operation", "conversation").get(
+            pk=interrupt_id
+        )
     except (Interrupt.DoesNotExist, ValueError, TypeError, DjangoValidationError) as exc:
         raise ApplicationError(ErrorCode.NOT_FOUND, "No such approval request.") from exc
     if conversation_id is not None and str(interrupt.conversation_id) != str(conversation_id):
@@ -199,6 +201,8 @@ def interrupt_decide(
             f"This request was already {interrupt.status}.",
             details={"status": interrupt.status},
         )
+    if approve and source == "customer":
+        _check_customer_may_approve(interrupt)
     if approve and expected_hash != interrupt.arguments_hash:
         raise ApplicationError(
             ErrorCode.ARGUMENTS_MISMATCH,
@@ -241,6 +245,22 @@ def interrupt_decide(
             transaction.on_commit(lambda: _continue_later(interrupt.conversation_id))
     logger.info("interrupt_decided", interrupt_id=str(interrupt.pk), decision=decision, by=by)
     return interrupt
+
+
+def _check_customer_may_approve(interrupt: Interrupt) -> None:
+    """A customer's approval counts only from the verified customer of the conversation
+    (docs/identity.md): whoever merely holds an anonymous chat cannot approve an action."""
+    from conversations.agent.policy import needs_verified_customer
+
+    operation = interrupt.operation
+    if operation is None or not needs_verified_customer(operation):
+        return
+    if not interrupt.conversation.is_verified:
+        logger.warning("interrupt_approval_unverified", interrupt_id=str(interrupt.pk))
+        raise ApplicationError(
+            ErrorCode.VERIFICATION_REQUIRED,
+            "Only the verified customer can approve this. Verify first, or ask for a human.",
+        )
 
 
 def _continue_later(conversation_id: UUID | str) -> None:

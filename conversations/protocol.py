@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from conversations.consumers import ChatConsumer
     from conversations.models import Message
 
-CLIENT_TYPES = ("message", "approval", "escalate", "resume", "ping")
+CLIENT_TYPES = ("message", "approval", "escalate", "resume", "ping", "identify")
 OPEN_SOCKETS = Gauge("actiondesk_open_sockets", "Open chat WebSockets in this process")
 
 
@@ -196,7 +196,23 @@ async def _approval(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     schedule_turns(consumer.conversation_id)
 
 
+async def _identify(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
+    """A signed identity from the business's site (docs/identity.md). Refused tokens get an
+    ``error`` frame (identity_invalid, identity_expired, identity_replayed, identity_conflict)
+    and change nothing."""
+    from conversations.identity import conversation_identify_with_token, identity_frame
+
+    token = frame.get("token")
+    if not isinstance(token, str) or not token:
+        raise ApplicationError(ErrorCode.INVALID_FRAME, "identify needs a token (a string).")
+    conversation = await database_sync_to_async(conversation_identify_with_token)(
+        conversation_id=consumer.conversation_id, token=token
+    )
+    await consumer.send_json({"type": "identified", **identity_frame(conversation)})
+
+
 _HANDLERS = {
+    "identify": _identify,
     "ping": _ping,
     "message": _message,
     "resume": _resume,

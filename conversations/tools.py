@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import jsonschema
@@ -34,7 +34,11 @@ from prometheus_client import Counter
 import safehttp
 from conversations.llm.retry import parse_retry_after
 from openapi_import import serialization as wire
+from openapi_import.identity import bound_headers, bound_properties
 from openapi_import.models import ApiSpec, Operation
+
+if TYPE_CHECKING:
+    from conversations.identity import Identity
 
 logger = structlog.get_logger(__name__)
 
@@ -121,8 +125,15 @@ def credential_properties(operation: Operation) -> set[str]:
     return found
 
 
+def identity_properties(operation: Operation) -> set[str]:
+    """Properties bound to the verified customer's identity: never the model's to fill."""
+    return bound_properties(operation.identity_bindings or {})
+
+
 def without_credentials(operation: Operation, arguments: dict[str, Any]) -> dict[str, Any]:
-    """The arguments minus credential properties: what is validated, stored and sent."""
+    """The arguments minus credential and identity-bound properties: what is validated,
+    stored and shown for approval. Bound values come from the identity when the call is sent,
+    so whatever a model or the chat put there is dropped."""
     if not isinstance(arguments, dict):
         return arguments
     hidden = credential_properties(operation)
@@ -133,13 +144,48 @@ def without_credentials(operation: Operation, arguments: dict[str, Any]) -> dict
             operation=operation.operation_id,
             properties=dropped,
         )
-    return {k: v for k, v in arguments.items() if k not in hidden}
+    bound = identity_properties(operation)
+    overridden = sorted(p for p in arguments if p in bound)
+    if overridden:
+        logger.warning(
+            "tool_identity_arguments_dropped",
+            operation=operation.operation_id,
+            properties=overridden,
+        )
+    return {k: v for k, v in arguments.items() if k not in hidden and k not in bound}
+
+
+def with_identity(
+    operation: Operation, arguments: dict[str, Any], identity: Identity | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The arguments with the bound properties filled from ``identity``, and the extra
+    headers its ``header:`` bindings add. An operation with bindings and no verified customer
+    is refused: it must never go out with a blank or model-chosen customer."""
+    bindings = operation.identity_bindings or {}
+    if not bindings:
+        return arguments, {}
+    if identity is None:
+        raise ToolArgumentError("This action needs a verified customer.")
+    filled = dict(arguments)
+    for prop in bound_properties(bindings):
+        value = identity.claim(str(bindings[prop]))
+        if not value:
+            raise ToolArgumentError(f"The verified identity has no {bindings[prop]}.")
+        filled[prop] = value
+    headers: dict[str, str] = {}
+    for name, claim in bound_headers(bindings).items():
+        value = identity.claim(claim)
+        if not value:
+            raise ToolArgumentError(f"The verified identity has no {claim}.")
+        headers[name] = value
+    return filled, headers
 
 
 def model_schema(operation: Operation) -> dict[str, Any]:
-    """The operation's JSON Schema as the model sees it: credential properties left out."""
+    """The operation's JSON Schema as the model sees it: credential and identity-bound
+    properties left out (the rest, root ``$defs`` included, as it is)."""
     schema = operation.parameters_schema or {"type": "object", "properties": {}}
-    hidden = credential_properties(operation)
+    hidden = credential_properties(operation) | identity_properties(operation)
     if not hidden or not isinstance(schema.get("properties"), dict):
         return schema
     out = dict(schema)
@@ -227,7 +273,11 @@ def _wire_entry(operation: Operation, prop: str, location: str) -> dict[str, Any
 
 
 def prepare_request(
-    operation: Operation, arguments: dict[str, Any], *, idempotency_key: str = ""
+    operation: Operation,
+    arguments: dict[str, Any],
+    *,
+    idempotency_key: str = "",
+    identity: Identity | None = None,
 ) -> PreparedRequest:
     """The HTTP request for a call, each argument serialized as the spec says (SPEC §6)."""
     spec = operation.spec
@@ -239,14 +289,21 @@ def prepare_request(
         raise ToolArgumentError(
             f"The spec '{spec.title}' has no absolute base URL; set it in the admin."
         )
+    filled, extra_headers = with_identity(
+        operation, without_credentials(operation, arguments), identity
+    )
     try:
-        return _prepare(operation, without_credentials(operation, arguments), base, idempotency_key)
+        return _prepare(operation, filled, base, idempotency_key, extra_headers)
     except wire.SerializationError as exc:
         raise ToolArgumentError(str(exc)) from exc
 
 
 def _prepare(
-    operation: Operation, arguments: dict[str, Any], base: str, idempotency_key: str
+    operation: Operation,
+    arguments: dict[str, Any],
+    base: str,
+    idempotency_key: str,
+    extra_headers: dict[str, str],
 ) -> PreparedRequest:
     spec = operation.spec
     path = operation.path
@@ -282,6 +339,10 @@ def _prepare(
                 headers[name] = wire.header_value(name, value, entry)
         elif ("cookie", name.lower()) not in credential_names:
             cookies.extend(wire.cookie_pairs(name, value, entry))
+    for name, value in extra_headers.items():
+        # The identity wins over anything of the same name.
+        headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+        headers[name] = value
     if "{" in path:
         raise ToolArgumentError(f"Missing path parameters in {operation.path}.")
     if idempotency_key and supports_idempotency_key(operation):
@@ -360,8 +421,10 @@ async def execute(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rng: random.Random | None = None,
     policy: safehttp.Policy | None = None,
+    identity: Identity | None = None,
 ) -> ToolOutcome:
-    """Call the operation; never raises for upstream failures, returns the classified outcome."""
+    """Call the operation; never raises for upstream failures, returns the classified outcome.
+    ``identity`` is the conversation's verified customer, whose claims fill bound parameters."""
     retry = retry or RetrySettings()
     rng = rng or random.Random()
     started = time.perf_counter()
@@ -369,7 +432,9 @@ async def execute(
     try:
         arguments = without_credentials(operation, arguments)
         validate_arguments(operation, arguments)
-        request = prepare_request(operation, arguments, idempotency_key=idempotency_key)
+        request = prepare_request(
+            operation, arguments, idempotency_key=idempotency_key, identity=identity
+        )
     except ToolArgumentError as exc:
         outcome.error_kind, outcome.message = "validation", str(exc)
         return _finish(operation, outcome, started)

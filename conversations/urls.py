@@ -9,4 +9,9 @@ urlpatterns = [
     path("chat/", views.chat_home),
     path("chat/new/", views.chat_new, name="chat-new"),
     path("chat/<uuid:conversation_id>/", views.chat_page, name="chat"),
+    path(
+        "chat/<uuid:conversation_id>/demo-identity/",
+        views.chat_demo_identity,
+        name="chat-demo-identity",
+    ),
 ]

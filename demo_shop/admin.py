@@ -17,6 +17,7 @@ from demo_shop.models import (
     OrderItem,
     Refund,
     Shipment,
+    VerificationCode,
 )
 from demo_shop.seed import shop_seed
 
@@ -130,3 +131,12 @@ class IdempotencyRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("key", "operation", "response_status", "created_at")
     list_filter = ("operation",)
     search_fields = ("key",)
+
+
+@admin.register(VerificationCode)
+class VerificationCodeAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The one-time codes the chat's verification "emails": the demo shows them here."""
+
+    list_display = ("email", "code", "created_at", "expires_at", "attempts", "used_at")
+    search_fields = ("email",)
+    readonly_fields = ("email", "code", "created_at", "expires_at", "attempts", "used_at")

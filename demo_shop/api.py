@@ -31,6 +31,10 @@ from demo_shop.schemas import (
     RefundIn,
     RefundOut,
     TrackingOut,
+    VerificationConfirmIn,
+    VerificationStartIn,
+    VerificationStartOut,
+    VerifiedCustomerOut,
 )
 from demo_shop.selectors import Tracking
 
@@ -91,6 +95,16 @@ IDEMPOTENCY_KEY = Header(
     None, alias="Idempotency-Key", min_length=1, max_length=255, description=IDEMPOTENCY_DOC
 )
 CONSEQUENTIAL = {"x-openai-isConsequential": True}
+# Who the caller acts for: with it, an order of another customer is refused as not there
+# (Actiondesk binds it to the verified customer's email); without it, the back office.
+CUSTOMER_EMAIL = Header(
+    None,
+    alias="X-Customer-Email",
+    min_length=3,
+    max_length=254,
+    description="The email of the customer the request is made for; orders of other "
+    "customers are then refused (404 `not_your_order`).",
+)
 
 
 def _error(request: HttpRequest, status: int, detail: str, code: str) -> HttpResponse:
@@ -151,8 +165,12 @@ def _answer(request: HttpRequest, outcome: services.Outcome) -> HttpResponse:
     ),
     tags=["orders"],
 )
-def get_order(request: HttpRequest, order_number: int = ORDER_NUMBER) -> Order:
-    return selectors.order_get(order_number=order_number)
+def get_order(
+    request: HttpRequest,
+    order_number: int = ORDER_NUMBER,
+    customer_email: str | None = CUSTOMER_EMAIL,
+) -> Order:
+    return selectors.order_get(order_number=order_number, customer_email=customer_email)
 
 
 @api.get(
@@ -171,8 +189,9 @@ def list_orders(
     email: str = Query(
         ..., min_length=3, max_length=254, description="The customer's email address."
     ),
+    customer_email: str | None = CUSTOMER_EMAIL,
 ) -> list[Order]:
-    return selectors.order_list_for_email(email=email)
+    return selectors.order_list_for_email(email=email, customer_email=customer_email)
 
 
 @api.get(
@@ -188,8 +207,14 @@ def list_orders(
     ),
     tags=["shipping"],
 )
-def get_order_tracking(request: HttpRequest, order_number: int = ORDER_NUMBER) -> Tracking:
-    return selectors.tracking_get_for_order(order_number=order_number)
+def get_order_tracking(
+    request: HttpRequest,
+    order_number: int = ORDER_NUMBER,
+    customer_email: str | None = CUSTOMER_EMAIL,
+) -> Tracking:
+    return selectors.tracking_get_for_order(
+        order_number=order_number, customer_email=customer_email
+    )
 
 
 @api.post(
@@ -211,11 +236,13 @@ def cancel_order(
     payload: CancelOrderIn | None = None,
     order_number: int = ORDER_NUMBER,
     idempotency_key: str | None = IDEMPOTENCY_KEY,
+    customer_email: str | None = CUSTOMER_EMAIL,
 ) -> HttpResponse:
     outcome = services.order_cancel(
         order_number=order_number,
         reason=payload.reason if payload else "",
         idempotency_key=idempotency_key,
+        customer_email=customer_email,
     )
     return _answer(request, outcome)
 
@@ -258,9 +285,13 @@ def apply_discount_code(
     payload: ApplyDiscountIn,
     order_number: int = ORDER_NUMBER,
     idempotency_key: str | None = IDEMPOTENCY_KEY,
+    customer_email: str | None = CUSTOMER_EMAIL,
 ) -> HttpResponse:
     outcome = services.discount_code_apply(
-        order_number=order_number, code=payload.code, idempotency_key=idempotency_key
+        order_number=order_number,
+        code=payload.code,
+        idempotency_key=idempotency_key,
+        customer_email=customer_email,
     )
     return _answer(request, outcome)
 
@@ -284,12 +315,14 @@ def create_refund(
     payload: RefundIn,
     order_number: int = ORDER_NUMBER,
     idempotency_key: str | None = IDEMPOTENCY_KEY,
+    customer_email: str | None = CUSTOMER_EMAIL,
 ) -> HttpResponse:
     outcome = services.refund_create(
         order_number=order_number,
         amount=payload.amount,
         reason=payload.reason,
         idempotency_key=idempotency_key,
+        customer_email=customer_email,
     )
     return _answer(request, outcome)
 
@@ -305,8 +338,45 @@ def create_refund(
     ),
     tags=["refunds"],
 )
-def list_refunds(request: HttpRequest, order_number: int = ORDER_NUMBER) -> list[Refund]:
-    return selectors.refund_list_for_order(order_number=order_number)
+def list_refunds(
+    request: HttpRequest,
+    order_number: int = ORDER_NUMBER,
+    customer_email: str | None = CUSTOMER_EMAIL,
+) -> list[Refund]:
+    return selectors.refund_list_for_order(order_number=order_number, customer_email=customer_email)
+
+
+@api.post(
+    "/verification/start",
+    response={202: VerificationStartOut, **ERRORS},
+    operation_id="startVerification",
+    summary="Send a verification code to a customer's email",
+    description=(
+        "Verify who the customer is: sends a one-time code to the email address on their "
+        "account (valid 10 minutes). The answer is the same whether or not the address has an "
+        "account. Then ask the customer for the code and confirm it."
+    ),
+    tags=["verification"],
+)
+def start_verification(request: HttpRequest, payload: VerificationStartIn) -> HttpResponse:
+    body = services.verification_start(email=payload.email)
+    return api.create_response(request, body, status=202)
+
+
+@api.post(
+    "/verification/confirm",
+    response={200: VerifiedCustomerOut, **ERRORS},
+    operation_id="confirmVerification",
+    summary="Confirm a customer's verification code",
+    description=(
+        "Check the one-time verification code the customer received by email; a right code "
+        "answers with the customer (id, email, name). Wrong, expired or used codes are refused "
+        "(422); five wrong tries lock the code."
+    ),
+    tags=["verification"],
+)
+def confirm_verification(request: HttpRequest, payload: VerificationConfirmIn) -> dict[str, Any]:
+    return services.verification_confirm(email=payload.email, code=payload.code)
 
 
 @csrf_exempt  # it never acts; a POST to a wrong address should get this 404, not a CSRF page

@@ -20,6 +20,11 @@ class ShopErrorCode(StrEnum):
     DISCOUNT_CODE_NOT_APPLICABLE = "discount_code_not_applicable"
     REFUND_EXCEEDS_REMAINDER = "refund_exceeds_remainder"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    NOT_YOUR_ORDER = "not_your_order"
+    NOT_YOUR_ACCOUNT = "not_your_account"
+    VERIFICATION_FAILED = "verification_failed"
+    VERIFICATION_EXPIRED = "verification_expired"
+    VERIFICATION_LOCKED = "verification_locked"
 
 
 STATUS: dict[ShopErrorCode, int] = {
@@ -36,6 +41,12 @@ STATUS: dict[ShopErrorCode, int] = {
     ShopErrorCode.DISCOUNT_CODE_NOT_APPLICABLE: 422,
     ShopErrorCode.REFUND_EXCEEDS_REMAINDER: 422,
     ShopErrorCode.IDEMPOTENCY_KEY_REUSED: 422,
+    # 404, not 403: another customer's order is, for this caller, not there.
+    ShopErrorCode.NOT_YOUR_ORDER: 404,
+    ShopErrorCode.NOT_YOUR_ACCOUNT: 404,
+    ShopErrorCode.VERIFICATION_FAILED: 422,
+    ShopErrorCode.VERIFICATION_EXPIRED: 422,
+    ShopErrorCode.VERIFICATION_LOCKED: 422,
 }
 
 

@@ -9,17 +9,23 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import QuerySet
 
 from conversations.agents import agents_load, template_text
 from conversations.approval_rules import threshold_rule
 from demo_shop.seed import shop_seed
-from openapi_import.models import ApiSpec, ImportJob
+from openapi_import.models import ApiSpec, IdentityRole, ImportJob, Operation
 from openapi_import.services import (
     import_job_create,
     import_job_run,
     operation_update,
     operations_bulk_update,
 )
+
+VERIFIERS = {
+    "startVerification": IdentityRole.VERIFY_START,
+    "confirmVerification": IdentityRole.VERIFY_CONFIRM,
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ def demo_install(*, base_url: str, reviewer: User) -> DemoInstall:
     operations_bulk_update(operations=operations, action="review", user=reviewer)
     operations_bulk_update(operations=operations, action="enable", user=reviewer)
     _refund_rule_seed(spec, reviewer)
+    _bind_identity(operations, reviewer)
     result = agents_load(text=template_text("ecommerce"))
     return DemoInstall(
         spec=spec,
@@ -75,3 +82,16 @@ def _refund_rule_seed(spec: ApiSpec, reviewer: User) -> None:
         approval="user",
         approval_rules=[threshold_rule("amount", settings.REFUND_STAFF_THRESHOLD)],
     )
+def _bind_identity(operations: QuerySet[Operation], reviewer: User) -> None:
+    """What a supervisor does in the review (docs/identity.md): accept the suggested bindings
+    (the customer's email as ``X-Customer-Email``, and ``email`` of listOrders) and mark the
+    two verification operations."""
+    for operation in operations:
+        changes: dict[str, object] = {}
+        if operation.suggested_identity_bindings:
+            changes["identity_bindings"] = dict(operation.suggested_identity_bindings)
+            changes["personal_data"] = True
+        if operation.operation_id in VERIFIERS:
+            changes["identity_role"] = VERIFIERS[operation.operation_id]
+        if changes:
+            operation_update(operation=operation, user=reviewer, **changes)

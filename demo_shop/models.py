@@ -232,3 +232,21 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} {self.key}"
+
+
+class VerificationCode(models.Model):
+    """A one-time code "emailed" to a customer to verify them in the chat (docs/identity.md).
+    The demo sends no email: the code is shown in the demo shop's admin instead."""
+
+    email = models.EmailField(db_index=True)
+    code = models.CharField(max_length=12)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email}: {self.code}"

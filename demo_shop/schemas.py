@@ -135,3 +135,25 @@ class RefundIn(Schema):
         gt=0, max_digits=10, decimal_places=2, description="Amount to refund, e.g. 12.50."
     )
     reason: str = Field(min_length=1, max_length=500, description="Why the money is returned.")
+
+
+class VerificationStartIn(Schema):
+    email: str = Field(min_length=3, max_length=254, description="The customer's email address.")
+
+
+class VerificationStartOut(Schema):
+    sent: bool
+    detail: str
+
+
+class VerificationConfirmIn(Schema):
+    email: str = Field(min_length=3, max_length=254, description="The customer's email address.")
+    code: str = Field(
+        min_length=4, max_length=12, description="The one-time code the customer received."
+    )
+
+
+class VerifiedCustomerOut(Schema):
+    customer_id: str = Field(description="The shop's id of the verified customer.")
+    email: str
+    name: str

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from demo_shop.exceptions import ShopError, ShopErrorCode
-from demo_shop.models import DiscountCode, Order, Refund, Shipment
+from demo_shop.models import Customer, DiscountCode, Order, Refund, Shipment
 
 # An agent reads the answer into its context; the most recent orders are the ones asked about.
 ORDER_LIST_LIMIT = 50
@@ -34,14 +34,24 @@ def _orders() -> QuerySet[Order]:
     )
 
 
-def order_get(*, order_number: int) -> Order:
+def not_your_order(order_number: int) -> ShopError:
+    return ShopError(ShopErrorCode.NOT_YOUR_ORDER, f"Order {order_number} isn't on your account.")
+
+
+def order_get(*, order_number: int, customer_email: str | None = None) -> Order:
     order = _orders().filter(number=order_number).first()
     if order is None:
         raise order_not_found(order_number)
+    if not order_owned_by(order, customer_email):
+        raise not_your_order(order_number)
     return order
 
 
-def order_list_for_email(*, email: str) -> list[Order]:
+def order_list_for_email(*, email: str, customer_email: str | None = None) -> list[Order]:
+    if customer_email is not None and normalize_email(email) != normalize_email(customer_email):
+        raise ShopError(
+            ShopErrorCode.NOT_YOUR_ACCOUNT, "You can only see the orders on your own account."
+        )
     return list(_orders().filter(customer__email__iexact=normalize_email(email))[:ORDER_LIST_LIMIT])
 
 
@@ -60,10 +70,12 @@ class Tracking:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def tracking_get_for_order(*, order_number: int) -> Tracking:
-    order = Order.objects.filter(number=order_number).first()
+def tracking_get_for_order(*, order_number: int, customer_email: str | None = None) -> Tracking:
+    order = Order.objects.select_related("customer").filter(number=order_number).first()
     if order is None:
         raise order_not_found(order_number)
+    if not order_owned_by(order, customer_email):
+        raise not_your_order(order_number)
     shipment = Shipment.objects.filter(order=order).first()
     if shipment is None:
         # Not an error: "not shipped yet" is the answer to "where is my order?".
@@ -92,8 +104,23 @@ def discount_code_get(*, code: str) -> DiscountCode:
     return discount
 
 
-def refund_list_for_order(*, order_number: int) -> list[Refund]:
-    order = Order.objects.filter(number=order_number).first()
+def refund_list_for_order(*, order_number: int, customer_email: str | None = None) -> list[Refund]:
+    order = Order.objects.select_related("customer").filter(number=order_number).first()
     if order is None:
         raise order_not_found(order_number)
+    if not order_owned_by(order, customer_email):
+        raise not_your_order(order_number)
     return list(Refund.objects.filter(order=order).select_related("order"))
+
+
+def customers_for_emails(*, emails: tuple[str, ...] | list[str]) -> list[Customer]:
+    found = {c.email: c for c in Customer.objects.filter(email__in=emails)}
+    return [found[e] for e in emails if e in found]
+
+
+def order_owned_by(order: Order, email: str | None) -> bool:
+    """Ownership (docs/identity.md): with a customer email (``X-Customer-Email``) the order must
+    be that customer's; without one the caller is the shop's back office."""
+    if email is None:
+        return True
+    return order.customer.email.lower() == normalize_email(email)

@@ -26,7 +26,13 @@ from ninja.responses import NinjaJSONEncoder
 from demo_shop.exceptions import ShopError, ShopErrorCode
 from demo_shop.models import DiscountCode, IdempotencyRecord, Order, OrderEvent, Refund
 from demo_shop.schemas import OrderOut, RefundOut
-from demo_shop.selectors import normalize_code, order_get, order_not_found
+from demo_shop.selectors import (
+    normalize_code,
+    not_your_order,
+    order_get,
+    order_not_found,
+    order_owned_by,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -71,6 +77,7 @@ def _run_once(
     payload: dict[str, Any],
     idempotency_key: str | None,
     action: Callable[[Order], tuple[int, dict[str, Any]]],
+    customer_email: str | None = None,
 ) -> Outcome:
     request_hash = _request_hash(operation, order_number, payload)
     try:
@@ -78,6 +85,8 @@ def _run_once(
             order = Order.objects.select_for_update().filter(number=order_number).first()
             if order is None:
                 raise order_not_found(order_number)
+            if not order_owned_by(order, customer_email):
+                raise not_your_order(order_number)
             # Checked under the order lock: a concurrent twin with the same key has committed
             # its record by the time we get here, so we replay it instead of acting twice.
             if idempotency_key and (
@@ -115,7 +124,11 @@ def _order_body(order_number: int) -> dict[str, Any]:
 
 
 def order_cancel(
-    *, order_number: int, reason: str = "", idempotency_key: str | None = None
+    *,
+    order_number: int,
+    reason: str = "",
+    idempotency_key: str | None = None,
+    customer_email: str | None = None,
 ) -> Outcome:
     """Cancel a pending or paid order; shipped, delivered, cancelled or refunded ones refuse."""
     idempotency_key = idempotency_key or None
@@ -142,6 +155,7 @@ def order_cancel(
         payload={"reason": reason},
         idempotency_key=idempotency_key,
         action=action,
+        customer_email=customer_email,
     )
 
 
@@ -173,7 +187,11 @@ def discount_amount_for(*, discount: DiscountCode, subtotal: Decimal) -> Decimal
 
 
 def discount_code_apply(
-    *, order_number: int, code: str, idempotency_key: str | None = None
+    *,
+    order_number: int,
+    code: str,
+    idempotency_key: str | None = None,
+    customer_email: str | None = None,
 ) -> Outcome:
     """Apply one discount code to an order that has not shipped, and recompute its total."""
     idempotency_key = idempotency_key or None
@@ -231,11 +249,17 @@ def discount_code_apply(
         payload={"code": normalized},
         idempotency_key=idempotency_key,
         action=action,
+        customer_email=customer_email,
     )
 
 
 def refund_create(
-    *, order_number: int, amount: Decimal, reason: str, idempotency_key: str | None = None
+    *,
+    order_number: int,
+    amount: Decimal,
+    reason: str,
+    idempotency_key: str | None = None,
+    customer_email: str | None = None,
 ) -> Outcome:
     """Refund part or all of a shipped or delivered order, up to what is left to refund."""
     idempotency_key = idempotency_key or None
@@ -273,6 +297,7 @@ def refund_create(
         payload={"amount": str(amount), "reason": reason},
         idempotency_key=idempotency_key,
         action=action,
+        customer_email=customer_email,
     )
 
 
@@ -285,3 +310,96 @@ def _why_not_refundable(order: Order) -> str:
         "was cancelled.",
         Order.Status.REFUNDED: f"Order {n} has already been refunded in full.",
     }.get(Order.Status(order.status), f"Order {n} cannot be refunded.")
+
+
+# --- Verification codes (docs/identity.md) -----------------------------------------------------
+
+VERIFICATION_CODE_SECONDS = 600
+VERIFICATION_MAX_ATTEMPTS = 5
+# No 0/O or 1/I: the customer reads the code off an email (here, the admin) and types it.
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+_CODE_DIGITS = "23456789"
+
+
+def _new_code() -> str:
+    import secrets
+
+    # Letters and digits both, always: the chat recognises it as a code, not an order number.
+    chars = [secrets.choice(_CODE_ALPHABET) for _ in range(3)]
+    chars += [secrets.choice(_CODE_DIGITS) for _ in range(3)]
+    secrets.SystemRandom().shuffle(chars)
+    return "".join(chars)
+
+
+def verification_start(*, email: str) -> dict[str, Any]:
+    """Send a one-time code to the customer's email (the demo stores it for the admin). The
+    answer is the same whether or not the address has an account."""
+    from datetime import timedelta
+
+    from demo_shop.models import Customer, VerificationCode
+    from demo_shop.selectors import normalize_email
+
+    address = normalize_email(email)
+    if Customer.objects.filter(email__iexact=address).exists():
+        with transaction.atomic():
+            # A new code replaces any earlier one: only the latest works.
+            VerificationCode.objects.filter(email=address, used_at__isnull=True).update(
+                used_at=timezone.now()
+            )
+            VerificationCode.objects.create(
+                email=address,
+                code=_new_code(),
+                expires_at=timezone.now() + timedelta(seconds=VERIFICATION_CODE_SECONDS),
+            )
+        logger.info("verification_code_sent")
+    return {
+        "sent": True,
+        "detail": "If this email has an account, a one-time code was sent to it. "
+        "It is valid for 10 minutes.",
+    }
+
+
+def verification_confirm(*, email: str, code: str) -> dict[str, Any]:
+    """The customer for a right code (once); wrong, expired and used-up codes are refused, and
+    after five wrong tries the code is locked."""
+    from demo_shop.models import Customer, VerificationCode
+    from demo_shop.selectors import normalize_email
+
+    address = normalize_email(email)
+    with transaction.atomic():
+        pending = (
+            VerificationCode.objects.select_for_update()
+            .filter(email=address, used_at__isnull=True)
+            .order_by("-created_at")
+            .first()
+        )
+        if pending is None:
+            raise ShopError(
+                ShopErrorCode.VERIFICATION_FAILED,
+                "There is no code waiting for this email; ask for a new one.",
+            )
+        if pending.expires_at <= timezone.now():
+            raise ShopError(
+                ShopErrorCode.VERIFICATION_EXPIRED, "That code has expired; ask for a new one."
+            )
+        if pending.attempts >= VERIFICATION_MAX_ATTEMPTS:
+            raise ShopError(
+                ShopErrorCode.VERIFICATION_LOCKED, "Too many wrong tries; ask for a new code."
+            )
+        import hmac
+
+        if not hmac.compare_digest(pending.code.encode(), code.strip().upper().encode()):
+            pending.attempts += 1
+            pending.save(update_fields=["attempts"])
+            left = VERIFICATION_MAX_ATTEMPTS - pending.attempts
+            raise ShopError(
+                ShopErrorCode.VERIFICATION_FAILED,
+                f"That code is not right; {left} tries left."
+                if left
+                else "That code is not right, and it is now locked; ask for a new code.",
+            )
+        pending.used_at = timezone.now()
+        pending.save(update_fields=["used_at"])
+        customer = Customer.objects.get(email__iexact=address)
+    logger.info("verification_confirmed", customer_id=customer.pk)
+    return {"customer_id": str(customer.pk), "email": customer.email, "name": customer.name}

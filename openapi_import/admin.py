@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString
 from config.errors import ApplicationError
 from conversations.approval_rules import OPERATORS, ApprovalRuleError, describe, normalize
 from openapi_import.forms import ImportForm
+from openapi_import.identity import CLAIMS, bindings_clean
 from openapi_import.models import ApiSpec, ImportJob, Operation
 from openapi_import.selectors import server_address_warning, spec_private_servers
 from openapi_import.services import (
@@ -309,8 +310,43 @@ class ReviewStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class OperationForm(ModelForm):
+    """Identity bindings are checked against the operation's parameters here, so a wrong
+    claim or parameter name is a form error on the field, and nothing is saved."""
+
+    class Meta:
+        model = Operation
+        fields = (
+            "access_type",
+            "approval",
+            "agent_group",
+            "customer_parameters",
+            "identity_bindings",
+            "personal_data",
+            "identity_role",
+            "enabled",
+        )
+        help_texts = {
+            "identity_bindings": 'Parameter → claim, e.g. {"email": "customer.email", '
+            '"header:X-Customer-Id": "customer.id"}. Claims: ' + ", ".join(CLAIMS) + ". "
+            "Bound parameters are filled from the verified customer and hidden from the model.",
+            "personal_data": "Reads personal data: unavailable until the customer is verified.",
+        }
+
+    def clean_identity_bindings(self) -> dict[str, str]:
+        try:
+            return bindings_clean(
+                self.cleaned_data.get("identity_bindings"),
+                properties=self.instance.parameter_locations or {},
+            )
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 @admin.register(Operation)
 class OperationAdmin(admin.ModelAdmin):
+    form = OperationForm
+
     class Media:
         css = {"all": ["actiondesk/admin.css"]}
 
@@ -370,6 +406,7 @@ class OperationAdmin(admin.ModelAdmin):
         "credentials_view",
         "server_check",
         "approval_rules_view",
+        "suggested_bindings_view",
     )
     fieldsets = (
         (None, {"fields": ("spec", "operation_id", "method", "path", "summary", "description")}),
@@ -384,6 +421,10 @@ class OperationAdmin(admin.ModelAdmin):
                     "agent_group",
                     "customer_parameters",
                     "credentials_view",
+                    "identity_bindings",
+                    "suggested_bindings_view",
+                    "personal_data",
+                    "identity_role",
                     "enabled",
                     "suggested_access_type",
                     "suggested_approval",
@@ -458,6 +499,24 @@ class OperationAdmin(admin.ModelAdmin):
             "<ol>{}<li>otherwise: {}</li></ol>",
             format_html_join("", "<li>{}</li>", ((describe(rule),) for rule in rules)),
             default,
+        )
+
+    @admin.display(description="Suggested identity bindings")
+    def suggested_bindings_view(self, operation: Operation) -> SafeString | str:
+        suggested = operation.suggested_identity_bindings or {}
+        if not suggested:
+            return "None"
+        accepted = operation.identity_bindings or {}
+        return format_html(
+            "<ul>{}</ul><p>Copy the ones you accept into Identity bindings.</p>",
+            format_html_join(
+                "",
+                "<li><code>{}</code> ← <code>{}</code>{}</li>",
+                (
+                    (prop, claim, " (bound)" if accepted.get(prop) == claim else "")
+                    for prop, claim in suggested.items()
+                ),
+            ),
         )
 
     @admin.display(description="Server address")

@@ -20,7 +20,15 @@ import safehttp
 from config.errors import ApplicationError, ErrorCode
 from config.versions import AGENT_TOOLS, bump
 from openapi_import.classification import Classification, classify
-from openapi_import.models import AccessType, ApiSpec, Approval, ImportJob, Operation
+from openapi_import.identity import bindings_clean, suggest_bindings
+from openapi_import.models import (
+    AccessType,
+    ApiSpec,
+    Approval,
+    IdentityRole,
+    ImportJob,
+    Operation,
+)
 from openapi_import.parsing import ParsedOperation, ParsedSpec, SpecError, parse_upload
 
 logger = structlog.get_logger(__name__)
@@ -55,6 +63,8 @@ SPEC_FIELDS = (
     "fingerprint",
 )
 CLASSIFIER_FIELDS = ("suggested_access_type", "suggested_approval", "confidence", "reasons")
+# Who the customer is (docs/identity.md): editable too, and kept across re-imports once set.
+IDENTITY_FIELDS = ("identity_bindings", "personal_data", "identity_role")
 
 
 # --- Creating a job ------------------------------------------------------------------------
@@ -298,6 +308,16 @@ def _apply_classification(
             setattr(operation, field, value)
     # Not editable: a credential parameter is always filled from the upstream credentials.
     operation.credential_parameters = list(classification.credential_parameters)
+    _suggest_identity(operation, keep=keep)
+
+
+def _suggest_identity(operation: Operation, *, keep: set[str]) -> None:
+    """Bindings are only suggested (a supervisor accepts them in the review); an operation
+    that takes the customer's email or id is marked personal until staff say otherwise."""
+    suggested = suggest_bindings(operation.parameter_locations, operation.parameter_names or {})
+    operation.suggested_identity_bindings = suggested
+    if "personal_data" not in keep:
+        operation.personal_data = bool(suggested)
 
 
 def _spec_values(parsed: ParsedOperation, source_url: str) -> dict[str, Any]:
@@ -383,6 +403,8 @@ def _store_operations(
             "agent_group",
             "customer_parameters",
             "credential_parameters",
+            "suggested_identity_bindings",
+            "personal_data",
             "removed_at",
             "review_state",
             "updated_at",
@@ -467,7 +489,7 @@ def _report(
 
 def operation_update(*, operation: Operation, user: User, **changes: Any) -> Operation:
     """Apply staff edits; each edited field is remembered as an override."""
-    unknown = set(changes) - set(EDITABLE_FIELDS)
+    unknown = set(changes) - set(EDITABLE_FIELDS) - set(IDENTITY_FIELDS)
     if unknown:
         raise ApplicationError(
             ErrorCode.VALIDATION_ERROR, f"Not editable: {', '.join(sorted(unknown))}."
@@ -486,6 +508,19 @@ def operation_update(*, operation: Operation, user: User, **changes: Any) -> Ope
             "A write or destructive operation needs customer or staff approval.",
             details={"fields": [{"field": "approval", "message": "Must not be none."}]},
         )
+    if "identity_bindings" in changes:
+        try:
+            changes["identity_bindings"] = bindings_clean(
+                changes["identity_bindings"], properties=operation.parameter_locations
+            )
+        except ValueError as exc:
+            raise ApplicationError(
+                ErrorCode.VALIDATION_ERROR,
+                str(exc),
+                details={"fields": [{"field": "identity_bindings", "message": str(exc)}]},
+            ) from None
+    if changes.get("identity_role", "") not in IdentityRole.values:
+        raise ApplicationError(ErrorCode.VALIDATION_ERROR, "Unknown identity role.")
     if changes.get("enabled") and operation.removed_at is not None:
         raise ApplicationError(
             ErrorCode.CONFLICT, "This operation is gone from the spec; it cannot be enabled."

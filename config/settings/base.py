@@ -346,6 +346,11 @@ ESCALATE_AFTER_REJECTIONS = env_int("ESCALATE_AFTER_REJECTIONS", 3, minimum=1)
 # production). Its upstream key (the demo's tools send it as X-Shop-Key) is published, so
 # `check --deploy` refuses an enabled shop that still uses it (actiondesk.E020).
 DEMO_SHOP_ENABLED = env_bool("DEMO_SHOP_ENABLED", False)
+# Signed customer identities from the business's site (docs/identity.md): the shared HMAC
+# secret (empty: refused) and the longest a token may live (exp - iat).
+IDENTITY_SECRET = env_str("IDENTITY_SECRET")
+IDENTITY_TOKEN_MAX_AGE_SECONDS = env_int("IDENTITY_TOKEN_MAX_AGE_SECONDS", 600, minimum=10)
+# The demo shop's upstream key (the demo's tools send it as X-Shop-Key).
 DEMO_SHOP_API_KEY = env_str("DEMO_SHOP_API_KEY", "demo-shop-key")
 # Prometheus /metrics: with a token, scrapers send it as a bearer token; without, staff only.
 METRICS_TOKEN = env_str("METRICS_TOKEN")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .base import *  # noqa: F403
 from .base import (
     ALLOWED_HOSTS,
+    IDENTITY_SECRET,
     OUTBOUND_ALLOWED_HOSTS,
     SECRET_KEY,
     UPSTREAM_ALLOWED_HOSTS,
@@ -34,6 +35,8 @@ _RUN_NAMES, _RUN_ADDRESSES = _demo_hosts(RUN_HOST, RUN_PORT)
 DEBUG = env_bool("DJANGO_DEBUG", True)
 DEMO_SHOP_ENABLED = env_bool("DEMO_SHOP_ENABLED", True)
 SECRET_KEY = SECRET_KEY or "django-insecure-local-development-only-do-not-deploy"
+# The demo's "continue as Ana" signs with it; a real site sets its own (docs/identity.md).
+IDENTITY_SECRET = IDENTITY_SECRET or "local-identity-secret-development-only-do-not-deploy"
 ALLOWED_HOSTS = ALLOWED_HOSTS or list(dict.fromkeys([*_RUN_NAMES, "[::1]"]))
 OUTBOUND_ALLOWED_HOSTS = OUTBOUND_ALLOWED_HOSTS or _RUN_ADDRESSES
 STORAGES = {

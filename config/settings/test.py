@@ -20,6 +20,7 @@ from .base import (
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-" + "x" * 32
+IDENTITY_SECRET = "test-identity-secret-" + "y" * 32
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 DEMO_SHOP_ENABLED = env_bool("DEMO_SHOP_ENABLED", True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

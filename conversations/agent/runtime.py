@@ -32,6 +32,7 @@ from analytics.models import EventType
 from analytics.services import event_record, events_batched
 from config import versions
 from config.pii import mask
+from conversations.agent import policy
 from conversations.agent.backends import get_registry
 from conversations.agent.injection import INJECTIONS, detect_injection
 from conversations.agent.routing import AgentProfile, route, split_intents
@@ -717,6 +718,10 @@ async def _agent_loop(
     registry = get_registry()
     agent = setup.agent
     backend = agent.backend or None
+    verified = await db(_is_verified)(conversation_id)
+    tools, messages = await db(_offered)(setup, messages, verified=verified)
+    if await db(_offer_verification_first)(conversation_id, turn, setup, messages, verified):
+        return "done"
     while True:
         if turn.model_calls >= settings.TURN_MAX_MODEL_CALLS:
             await db(_say)(
@@ -733,7 +738,7 @@ async def _agent_loop(
             )
             return "stop"
         completion = await _stream_completion(
-            conversation_id, turn, registry, messages, setup.tools, backend
+            conversation_id, turn, registry, messages, tools, backend
         )
         if not completion.tool_calls:
             text = completion.text.strip() or "I'm not sure how to help with that."
@@ -759,7 +764,21 @@ async def _agent_loop(
                     )
                 )
                 continue
+            operation = setup.operations.get(call.name)
+            if operation is not None and not policy.operation_available(
+                operation, verified=verified
+            ):
+                # Not offered, called anyway (a model's guess, an injected instruction).
+                await db(_refuse_unverified)(
+                    conversation_id, turn, setup, operation, call.arguments
+                )
+                return "done"
             result = await _tool_call(conversation_id, turn, setup, call.name, call.arguments)
+            if operation is not None and operation.identity_role == "verify_confirm":
+                newly = await db(_is_verified)(conversation_id)
+                if newly != verified:
+                    verified = newly
+                    tools, messages = await db(_offered)(setup, messages, verified=verified)
             if result is None:
                 # Waits for a decision: keep the model conversation so the turn resumes later,
                 # in this process or another.
@@ -946,6 +965,8 @@ def approval_needed(agent: Agent, operation: Operation, arguments: dict[str, Any
     else the operation's approval level (``conversations.approval_rules``)."""
     from conversations import approval_rules
 
+    if policy.is_verifier(operation):
+        return ApprovalNeed("")  # verifying is how the customer gets to act: nothing to approve
     if agent.permission == Agent.Permission.READ and operation.access_type == AccessType.READ:
         return ApprovalNeed("")
     staff = operation.approval == Approval.STAFF
@@ -1031,8 +1052,20 @@ async def _tool_call(
 async def _execute(conversation_id: str, turn: Turn, call: ToolCall, operation: Operation) -> str:
     from conversations import tools
 
-    outcome = await tools.execute(operation, call.arguments, idempotency_key=call.idempotency_key)
+    identity = await db(_identity)(conversation_id)
+    if identity is None and policy.needs_verified_customer(operation):
+        # The last guard, whatever led here (an approval given before the rules changed, a
+        # staff decision on an anonymous conversation): nothing goes out for nobody.
+        outcome = tools.ToolOutcome(
+            ok=False, error_kind="validation", message="This action needs a verified customer."
+        )
+    else:
+        outcome = await tools.execute(
+            operation, call.arguments, idempotency_key=call.idempotency_key, identity=identity
+        )
     await db(_tool_done)(conversation_id, turn, call, operation, outcome)
+    if outcome.ok and operation.identity_role == "verify_confirm":
+        await db(_verified_by_operation)(conversation_id, operation, outcome.data)
     text = json.dumps(outcome.data, default=str) if outcome.data is not None else ""
     flags = detect_injection(text)
     if flags:
@@ -1332,3 +1365,134 @@ def _skip_rest(conversation_id: str, turn: Turn, interrupt: Interrupt) -> None:
                 trigger="repeated_rejections",
                 reason=f"The customer rejected {rejections} actions.",
             )
+
+
+# --- Identity (docs/identity.md; the rules live in conversations.agent.policy) ---------------
+
+
+def _identity(conversation_id: str) -> Any:
+    from conversations.identity import identity_of
+
+    return identity_of(Conversation.objects.get(pk=conversation_id))
+
+
+def _is_verified(conversation_id: str) -> bool:
+    return _identity(conversation_id) is not None
+
+
+def _offered(
+    setup: AgentSetup, messages: list[ChatMessage], *, verified: bool
+) -> tuple[list[ToolSpec], list[ChatMessage]]:
+    """The tools this customer may use, and the messages with the system prompt saying why the
+    others are missing (a real model then offers verification instead of guessing)."""
+    tools = [
+        tool
+        for tool in setup.tools
+        if policy.operation_available(setup.operations[tool.name], verified=verified)
+    ]
+    kept = [
+        m
+        for m in messages
+        if not (m.role == "system" and (m.content or "").startswith(_UNVERIFIED_NOTE))
+    ]
+    if len(tools) == len(setup.tools) or not kept or kept[0].role != "system":
+        return tools, kept
+    note = (
+        f"{_UNVERIFIED_NOTE}, so actions and lookups of personal data are not "
+        "available. If they ask for one, say you can only do it for a verified customer and "
+        "offer to verify them (continue as signed in on the site"
+        + (", or verify their email here with a one-time code" if _can_verify_in_chat() else "")
+        + ") or to bring in a human. Never ask for or accept another customer's details."
+    )
+    return tools, [kept[0], ChatMessage("system", note), *kept[1:]]
+
+
+_UNVERIFIED_NOTE = "The customer is not verified yet"
+
+
+def _can_verify_in_chat() -> bool:
+    return any(
+        op.identity_role == "verify_start" for s in _agents() for op in s.operations.values()
+    )
+
+
+def _offer_verification_first(
+    conversation_id: str,
+    turn: Turn,
+    setup: AgentSetup,
+    messages: list[ChatMessage],
+    verified: bool,
+) -> bool:
+    """For an anonymous visitor whose request aims at a held-back operation: answer with the
+    verification offer before any model call (the offline backend never sees that tool, and a
+    real model need not guess)."""
+    from conversations.agent.routing import TOOL_THRESHOLD, rank_tools
+
+    if verified or not messages or messages[-1].role != "user":
+        return False
+    held = {
+        name
+        for name, op in setup.operations.items()
+        if not policy.operation_available(op, verified=False)
+    }
+    if not held:
+        return False
+    ranked = rank_tools(messages[-1].content or "", setup.tools)
+    if not ranked or ranked[0].score < TOOL_THRESHOLD or ranked[0].name not in held:
+        return False
+    _refuse_unverified(conversation_id, turn, setup, setup.operations[ranked[0].name], None)
+    return True
+
+
+def _refuse_unverified(
+    conversation_id: str,
+    turn: Turn,
+    setup: AgentSetup,
+    operation: Operation,
+    arguments: dict[str, Any] | None,
+) -> None:
+    if arguments is not None:
+        # The model called it: keep the record, mark it skipped, send nothing.
+        _tool_record(
+            conversation_id,
+            turn,
+            operation,
+            operation.operation_id,
+            without_credentials(operation, arguments),
+            ToolCall.Status.SKIPPED,
+        )
+    logger.warning(
+        "operation_refused_unverified",
+        conversation_id=conversation_id,
+        operation=operation.operation_id,
+        called=arguments is not None,
+    )
+    event_record(
+        type=EventType.TOOL_CALLED,
+        conversation_id=conversation_id,
+        operation=operation.operation_id,
+        outcome="verification_required",
+    )
+    text = policy.verification_offer(can_verify_in_chat=_can_verify_in_chat())
+    _say(conversation_id, turn, Message.Role.ASSISTANT, text, setup.agent)
+
+
+def _verified_by_operation(conversation_id: str, operation: Operation, data: Any) -> None:
+    """A verification operation confirmed the customer: the conversation is theirs."""
+    from config.errors import ApplicationError
+    from conversations.identity import conversation_identify, identity_from_result
+    from conversations.models import IdentitySource
+
+    identity = identity_from_result(data)
+    if identity is None:
+        logger.warning("verification_result_unusable", operation=operation.operation_id)
+        return
+    try:
+        with transaction.atomic():
+            conversation_identify(
+                conversation_id=conversation_id,
+                identity=identity,
+                source=IdentitySource.VERIFICATION,
+            )
+    except ApplicationError:
+        logger.warning("verification_conflict", conversation_id=conversation_id)

@@ -271,6 +271,18 @@
     insertDurable(node);
   }
 
+  function showIdentity(identity) {
+    // Verified inside the chat (or by another tab): the header says who the customer is now.
+    const section = document.getElementById("chat-identity");
+    if (!section || !identity.verified) return;
+    section.dataset.verified = "true";
+    section.textContent = "";
+    const who = document.createElement("p");
+    who.className = "identity__who";
+    who.textContent = "Signed in as " + (identity.name || identity.email) + " (" + identity.email + ")";
+    section.appendChild(who);
+  }
+
   function renderDurable(frame) {
     switch (frame.type) {
       case "message": {
@@ -284,6 +296,7 @@
           assistant: frame.agent || "Assistant",
           staff: frame.author || "Support",
         }[frame.role];
+        if (frame.identity) showIdentity(frame.identity);
         const node = bubble(frame.role, who, frame.content);
         if (frame.client_id) node.dataset.clientId = String(frame.client_id);
         if (frame.turn_id != null) {
@@ -505,6 +518,9 @@
         insertDurable(node);
         break;
       }
+      case "identified":
+        showIdentity(frame);
+        break;
       case "error":
         onError(frame);
         break;

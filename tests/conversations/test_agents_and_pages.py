@@ -26,7 +26,7 @@ def test_every_template_loads(name: str) -> None:
 def test_load_is_idempotent_and_export_round_trips(tmp_path: Path) -> None:
     agents_load(text=template_text("ecommerce"))
     again = agents_load(text=template_text("ecommerce"))
-    assert again.created == [] and len(again.updated) == 4
+    assert again.created == [] and len(again.updated) == 5  # verification included
     exported = agents_export()
     Agent.objects.all().delete()
     agents_load(text=exported)

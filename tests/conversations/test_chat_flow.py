@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from conversations.agent.runtime import wait_idle
 from conversations.models import Conversation, Interrupt, Message, ToolCall, Turn
 from demo_shop.models import Order, OrderEvent
-from tests.conversations.chat import connect, frames_until, turn_ended
+from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,6 +23,7 @@ def _types(frames: list[dict[str, Any]]) -> list[str]:
 async def test_order_status_is_looked_up_and_streamed(
     demo: Any, conversation: Conversation
 ) -> None:
+    await sync_to_async(verify_customer)(conversation.pk)
     ws, ready = await connect(conversation.pk, "visitor-a")
     assert isinstance(ready, dict) and ready["type"] == "ready" and ready["last_seq"] == 0
     await ws.send_json_to(
@@ -55,6 +57,7 @@ async def test_order_status_is_looked_up_and_streamed(
 async def test_cancel_waits_for_approval_then_runs_once(
     demo: Any, conversation: Conversation
 ) -> None:
+    await sync_to_async(verify_customer)(conversation.pk)
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to({"type": "message", "client_id": "c1", "content": "cancel order 1042"})
     frames = await frames_until(ws, turn_ended)
@@ -89,6 +92,7 @@ async def test_cancel_waits_for_approval_then_runs_once(
 
 
 async def test_reject_leaves_the_order_alone(demo: Any, conversation: Conversation) -> None:
+    await sync_to_async(verify_customer)(conversation.pk)
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to({"type": "message", "client_id": "c1", "content": "cancel order 1042"})
     frames = await frames_until(ws, turn_ended)
@@ -108,6 +112,7 @@ async def test_reject_leaves_the_order_alone(demo: Any, conversation: Conversati
 async def test_approval_for_other_arguments_is_refused(
     demo: Any, conversation: Conversation
 ) -> None:
+    await sync_to_async(verify_customer)(conversation.pk)
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to({"type": "message", "client_id": "c1", "content": "cancel order 1042"})
     frames = await frames_until(ws, turn_ended)
@@ -134,6 +139,7 @@ async def test_refund_approval_follows_the_amount_rule(
 ) -> None:
     """The demo seeds createRefund with ``amount > REFUND_STAFF_THRESHOLD (50) → staff`` and
     customer approval otherwise (issue 13 item 7)."""
+    await sync_to_async(verify_customer)(conversation.pk, email="ben@example.com")
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to(
         {"type": "message", "client_id": "c1",
@@ -167,6 +173,7 @@ async def test_refund_approval_follows_the_amount_rule(
 async def test_cancel_that_one_uses_the_earlier_order(
     demo: Any, conversation: Conversation
 ) -> None:
+    await sync_to_async(verify_customer)(conversation.pk)
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to({"type": "message", "client_id": "c1", "content": "status of order 1042"})
     await frames_until(ws, turn_ended)
@@ -179,6 +186,7 @@ async def test_cancel_that_one_uses_the_earlier_order(
 
 
 async def test_message_during_pending_approval_waits(demo: Any, conversation: Conversation) -> None:
+    await sync_to_async(verify_customer)(conversation.pk)
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to({"type": "message", "client_id": "c1", "content": "cancel order 1042"})
     frames = await frames_until(ws, turn_ended)
@@ -201,6 +209,7 @@ async def test_message_during_pending_approval_waits(demo: Any, conversation: Co
 async def test_two_intents_run_in_order_and_a_write_pauses_the_rest(
     demo: Any, conversation: Conversation
 ) -> None:
+    await sync_to_async(verify_customer)(conversation.pk)
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to(
         {"type": "message", "client_id": "c1",

@@ -32,6 +32,8 @@ OPERATION_IDS = {
     "applyDiscountCode",
     "createRefund",
     "listRefunds",
+    "startVerification",
+    "confirmVerification",
 }
 MUTATING = {"cancelOrder", "applyDiscountCode", "createRefund"}
 

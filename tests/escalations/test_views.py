@@ -14,7 +14,7 @@ from conversations.models import Conversation, Interrupt, Message, ToolCall
 from conversations.services import user_message_receive
 from escalations.models import Escalation
 from escalations.services import escalation_claim
-from tests.conversations.chat import connect, frames_until, turn_ended
+from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 from tests.escalations.support import escalate, idle
 from tests.factories import StaffFactory
 
@@ -207,6 +207,7 @@ def _refunds() -> list[Any]:
 def test_staff_approve_a_refund_from_the_handoff_page_once(
     demo: Any, conversation: Conversation, support_agent: User, settings: Any
 ) -> None:
+    verify_customer(conversation.pk, email="ben@example.com")
     interrupt = _staff_refund(conversation, settings)
     escalation = escalation_claim(escalation=escalate(conversation.pk), user=support_agent)
     client = logged_in(support_agent)
@@ -231,6 +232,7 @@ def test_staff_approve_a_refund_from_the_handoff_page_once(
 def test_staff_may_correct_the_arguments_before_approving(
     demo: Any, conversation: Conversation, support_agent: User, settings: Any
 ) -> None:
+    verify_customer(conversation.pk, email="ben@example.com")
     interrupt = _staff_refund(conversation, settings)
     client = logged_in(support_agent)
     decide = f"/admin/escalations/interrupts/{interrupt.pk}/decide/"
@@ -254,6 +256,7 @@ def test_staff_may_correct_the_arguments_before_approving(
 def test_deciding_needs_the_permission(
     demo: Any, conversation: Conversation, viewer: User, settings: Any
 ) -> None:
+    verify_customer(conversation.pk, email="ben@example.com")
     interrupt = _staff_refund(conversation, settings)
     response = logged_in(viewer).post(
         f"/admin/escalations/interrupts/{interrupt.pk}/decide/", {"decision": "approve"}
