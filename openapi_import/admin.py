@@ -21,6 +21,7 @@ from openapi_import.models import ApiSpec, ImportJob, Operation
 from openapi_import.selectors import server_address_warning, spec_private_servers
 from openapi_import.services import (
     EDITABLE_FIELDS,
+    IDENTITY_FIELDS,
     import_job_create,
     operation_update,
     operations_bulk_update,
@@ -274,17 +275,22 @@ class ImportJobAdmin(admin.ModelAdmin):
 
 
 class OperationForm(ModelForm):
-    """The review form: approval rules are checked here, so a bad rule is a clear error on
-    the field and nothing is saved."""
+    """The review form: approval rules and identity bindings (against the operation's
+    parameters) are checked here, so a bad value is a clear error on the field and nothing is
+    saved."""
 
     class Meta:
         model = Operation
-        fields = EDITABLE_FIELDS
+        fields = (*EDITABLE_FIELDS, *IDENTITY_FIELDS)
         help_texts = {
             "approval_rules": 'A list of rules, the first match wins, e.g. [{"when": {"argument": '
             '"amount", "op": ">", "value": 50}, "approver": "staff"}]. Operators: '
             + ", ".join(OPERATORS)
             + "; approvers: user (the customer) or staff. Otherwise the approval above applies.",
+            "identity_bindings": 'Parameter → claim, e.g. {"email": "customer.email", '
+            '"header:X-Customer-Id": "customer.id"}. Claims: ' + ", ".join(CLAIMS) + ". "
+            "Bound parameters are filled from the verified customer and hidden from the model.",
+            "personal_data": "Reads personal data: unavailable until the customer is verified.",
         }
 
     def clean_approval_rules(self) -> list[dict[str, Any]]:
@@ -292,6 +298,15 @@ class OperationForm(ModelForm):
             return normalize(self.cleaned_data.get("approval_rules"))
         except ApprovalRuleError as exc:
             raise forms.ValidationError(str(exc)) from exc
+
+    def clean_identity_bindings(self) -> dict[str, str]:
+        try:
+            return bindings_clean(
+                self.cleaned_data.get("identity_bindings"),
+                properties=self.instance.parameter_locations or {},
+            )
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class ReviewStateFilter(admin.SimpleListFilter):
@@ -310,47 +325,12 @@ class ReviewStateFilter(admin.SimpleListFilter):
         return queryset
 
 
-class OperationForm(ModelForm):
-    """Identity bindings are checked against the operation's parameters here, so a wrong
-    claim or parameter name is a form error on the field, and nothing is saved."""
-
-    class Meta:
-        model = Operation
-        fields = (
-            "access_type",
-            "approval",
-            "agent_group",
-            "customer_parameters",
-            "identity_bindings",
-            "personal_data",
-            "identity_role",
-            "enabled",
-        )
-        help_texts = {
-            "identity_bindings": 'Parameter → claim, e.g. {"email": "customer.email", '
-            '"header:X-Customer-Id": "customer.id"}. Claims: ' + ", ".join(CLAIMS) + ". "
-            "Bound parameters are filled from the verified customer and hidden from the model.",
-            "personal_data": "Reads personal data: unavailable until the customer is verified.",
-        }
-
-    def clean_identity_bindings(self) -> dict[str, str]:
-        try:
-            return bindings_clean(
-                self.cleaned_data.get("identity_bindings"),
-                properties=self.instance.parameter_locations or {},
-            )
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
-
-
 @admin.register(Operation)
 class OperationAdmin(admin.ModelAdmin):
     form = OperationForm
 
     class Media:
         css = {"all": ["actiondesk/admin.css"]}
-
-    form = OperationForm
 
     list_display = (
         "operation_id",

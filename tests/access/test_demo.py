@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from conversations.identity import Identity
 from conversations.tools import execute
 from openapi_import.models import ApiSpec, Operation
 
@@ -134,7 +135,8 @@ def test_demo_on_another_port_calls_the_shop_on_that_port(
     spec = ApiSpec.objects.get(title="Demo Shop API")
     assert spec.base_url == f"{live_server.url}/demo-shop/api"
     operation = Operation.objects.select_related("spec").get(spec=spec, operation_id="getOrder")
-    outcome = async_to_sync(execute)(operation, {"order_number": 1042})
+    ana = Identity(customer_id="ana@example.com", email="ana@example.com", name="Ana")
+    outcome = async_to_sync(execute)(operation, {"order_number": 1042}, identity=ana)
     assert outcome.ok, outcome.message
     assert outcome.data["number"] == 1042
 

@@ -57,6 +57,14 @@ def open_chat(page: Page) -> str:
     return str(page.locator("#chat").get_attribute("data-conversation-id"))
 
 
+def continue_as(page: Page, email: str = "ana@example.com") -> None:
+    """Sign in as a demo customer with the chat page's demo button (issue 12.1): actions and
+    personal lookups need a verified customer."""
+    page.locator(f'[data-demo-customer="{email}"]').click()
+    expect(page.locator("#chat-status")).to_have_attribute("data-status", "connected")
+    expect(page.locator(f'[data-demo-customer="{email}"]')).to_have_count(0)
+
+
 def send(page: Page, text: str) -> None:
     page.fill("#chat-input", text)
     page.press("#chat-input", "Enter")
@@ -203,6 +211,7 @@ def demo(server: Server, django_user_model: type[User]) -> Any:
 
 def test_order_status_streams(page: Page, demo: Any, console: Console) -> None:
     open_chat(page)
+    continue_as(page)
     page.evaluate(COUNT_STREAMING_BUBBLES)
 
     send(page, "where is my order 1042?")
@@ -219,6 +228,7 @@ def test_order_status_streams(page: Page, demo: Any, console: Console) -> None:
 
 def test_cancel_waits_for_approval_on_the_card(page: Page, demo: Any, console: Console) -> None:
     open_chat(page)
+    continue_as(page)
     send(page, "please cancel order 1042")
     card = page.locator(f"{LOG} > .card[data-approver=user]")
     expect(card.locator(".card__args")).to_contain_text("1042")

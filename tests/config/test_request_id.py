@@ -16,6 +16,15 @@ pytestmark = pytest.mark.django_db
 GOOD = "req-2026-12-04-abc123"
 
 
+@pytest.fixture(autouse=True)
+def _uncached_request_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another test may have cached django-structlog's logger (cache_logger_on_first_use), which
+    capture_logs cannot see; a fresh lazy proxy follows the capturing configuration."""
+    from django_structlog.middlewares import request
+
+    monkeypatch.setattr(request, "logger", structlog.get_logger(request.__name__))
+
+
 def _request(client: Client, value: str | None) -> tuple[str, list[str]]:
     headers = {"X-Request-ID": value} if value is not None else {}
     with structlog.testing.capture_logs(

@@ -39,9 +39,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
         env.pop(name, None)
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "config.server", "-b", "127.0.0.1", "-p", str(port)]
-        + ["--websocket-max-message-size", "65536", "--websocket-max-frame-size", "65536"]
-        + ["config.asgi:application"],
+        [
+            sys.executable,
+            *("-m", "config.server", "-b", "127.0.0.1", "-p", str(port)),
+            *("--websocket-max-message-size", "65536", "--websocket-max-frame-size", "65536"),
+            "config.asgi:application",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -24,7 +24,13 @@ from conversations.models import Agent, Conversation, Interrupt, ToolCall
 from conversations.recovery import pending_work_process
 from demo_shop.models import Order, OrderEvent, OrderItem
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
-from tests.support.openai_server import OpenAITestServer, stream_reply, tool_call, tool_calls_reply
+from tests.support.openai_server import (
+    OpenAITestServer,
+    stream_reply,
+    text_reply,
+    tool_call,
+    tool_calls_reply,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -299,14 +305,19 @@ async def test_instruction_in_tool_output_cannot_cause_an_unapproved_write(
         tool_calls_reply(tool_call("getOrder", {"order_number": 1043})),
         # The model is fooled and asks to cancel 1042.
         tool_calls_reply(tool_call("cancelOrder", {"order_number": 1042})),
+        # A status question is routed with read operations only (issue 13.9), so the write is
+        # refused to the model, which then answers.
+        text_reply("Order 1043 is on its way."),
     )
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to({"type": "message", "client_id": "c1", "content": "status of 1043"})
     frames = await frames_until(ws, turn_ended)
     await ws.disconnect()
     await wait_idle()
-    assert frames[-1]["status"] == "awaiting_approval", frames
-    assert any(f["type"] == "interrupt" and f["operation"] == "cancelOrder" for f in frames)
+    # Either way the injected write never runs unapproved: it waits for approval, or it was
+    # never offered to a read-only question.
+    proposed = any(f["type"] == "interrupt" and f["operation"] == "cancelOrder" for f in frames)
+    assert frames[-1]["status"] == ("awaiting_approval" if proposed else "completed"), frames
     assert (await Order.objects.aget(number=1042)).status == "paid"
     flagged = await Event.objects.filter(type="injection_flagged").afirst()
     assert flagged is not None and flagged.outcome == "tool_output"

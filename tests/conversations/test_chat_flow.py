@@ -309,6 +309,7 @@ async def test_a_question_about_a_code_checks_it_without_an_approval(
 
 
 async def test_can_you_cancel_is_a_request(demo: Any, conversation: Conversation) -> None:
+    await sync_to_async(verify_customer)(conversation.pk, email="ana@example.com")
     ws, _ = await connect(conversation.pk, "visitor-a")
     frames = await _say(ws, "c1", "Can you cancel order 1042?")
     await ws.disconnect()

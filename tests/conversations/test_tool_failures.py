@@ -9,13 +9,14 @@ import socket
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from conversations import tools
 from conversations.agent.runtime import wait_idle
 from conversations.models import Conversation, ToolCall
 from escalations.models import Escalation
 from openapi_import.models import ApiSpec
-from tests.conversations.chat import connect, frames_until, turn_ended
+from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 from tests.support.http_server import Route, local_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,6 +41,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _ask(conversation: Conversation, text: str, client_id: str) -> list[dict[str, Any]]:
+    await sync_to_async(verify_customer)(conversation.pk, email="ana@example.com")
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to({"type": "message", "client_id": client_id, "content": text})
     frames = await frames_until(ws, turn_ended)
