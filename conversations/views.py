@@ -98,9 +98,7 @@ def chat_demo_identity(request: HttpRequest, conversation_id: UUID) -> HttpRespo
     conversation = conversation_get_for_visitor(
         conversation_id=conversation_id, visitor_id=visitor, user=request.user
     )
-    customer = next(
-        (c for c in demo_customers() if c["email"] == request.POST.get("email")), None
-    )
+    customer = next((c for c in demo_customers() if c["email"] == request.POST.get("email")), None)
     if conversation is None or customer is None:
         raise Http404("No such conversation or demo customer.")
     token = identity_token_sign(

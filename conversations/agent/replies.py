@@ -447,6 +447,9 @@ def _error_reply(
     if looks_internal(detail):
         detail = ""  # an exception's text or an address is for staff, never the customer
     noun = _noun(operation)
+    if status == 404 and isinstance(result, Mapping) and result.get("code") == "not_your_order":
+        # Ownership refused upstream (docs/identity.md): say so, not "not found".
+        return f"{detail} I can only act on orders of the verified customer."
     if status == 404:
         found = re.match(r"^(.*?)\s+(?:was\s+|is\s+)?not\s+found\.?$", detail, re.IGNORECASE)
         if found:

@@ -719,6 +719,8 @@ async def _agent_loop(
     agent = setup.agent
     backend = agent.backend or None
     verified = await db(_is_verified)(conversation_id)
+    if not verified:
+        setup = await db(_with_verifiers)(setup)
     tools, messages = await db(_offered)(setup, messages, verified=verified)
     if await db(_offer_verification_first)(conversation_id, turn, setup, messages, verified):
         return "done"
@@ -1408,6 +1410,24 @@ def _offered(
 
 
 _UNVERIFIED_NOTE = "The customer is not verified yet"
+
+
+def _with_verifiers(setup: AgentSetup) -> AgentSetup:
+    """An unverified customer can verify whichever agent they talk to: the verification
+    operations (of any enabled agent) join this agent's tools."""
+    extra = {
+        name: op
+        for s in _agents()
+        for name, op in s.operations.items()
+        if policy.is_verifier(op) and name not in setup.operations
+    }
+    if not extra:
+        return setup
+    return AgentSetup(
+        setup.agent,
+        [*setup.tools, *(tool_spec(op) for op in extra.values())],
+        {**setup.operations, **extra},
+    )
 
 
 def _can_verify_in_chat() -> bool:
