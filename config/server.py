@@ -61,7 +61,7 @@ def refusing_protocol() -> type:
     1009, protocol error 1002, bad UTF-8 1007) at warning with the close code it sent."""
     from daphne.ws_protocol import WebSocketProtocol
 
-    class RefusingWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]
+    class RefusingWebSocketProtocol(WebSocketProtocol):
         def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
             if getattr(self, "failedByMe", False):
                 ws_logger.warning(

@@ -82,6 +82,8 @@ def _refund_rule_seed(spec: ApiSpec, reviewer: User) -> None:
         approval="user",
         approval_rules=[threshold_rule("amount", settings.REFUND_STAFF_THRESHOLD)],
     )
+
+
 def _bind_identity(operations: QuerySet[Operation], reviewer: User) -> None:
     """What a supervisor does in the review (docs/identity.md): accept the suggested bindings
     (the customer's email as ``X-Customer-Email``, and ``email`` of listOrders) and mark the

@@ -121,6 +121,12 @@ def test_demo_on_another_port_calls_the_shop_on_that_port(
 ) -> None:
     """`PORT=<n> make run`: setup_demo gets http://127.0.0.1:<n>, the allow-list follows PORT,
     and a tool call reaches the shop served on that port (not 8000)."""
+    from django.apps import apps
+
+    from access.roles import roles_sync
+
+    # A transactional test before this one in the worker flushed the roles the migrations made.
+    roles_sync(apps=apps)
     port = live_server.url.rsplit(":", 1)[1]
     assert port != "8000"
     settings.DEBUG = True

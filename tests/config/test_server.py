@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from websockets.typing import Origin
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,7 +89,8 @@ def test_oversized_websocket_frame_is_closed_with_1009(server: tuple[int, Path])
 
     async def send_big() -> int | None:
         async with websockets.connect(
-            f"ws://127.0.0.1:{port}/ws/ping/", origin=f"http://127.0.0.1:{port}"
+            f"ws://127.0.0.1:{port}/ws/ping/",
+            origin=Origin(f"http://127.0.0.1:{port}"),
         ) as socket_:
             await socket_.send("x" * 100_000)
             with pytest.raises(websockets.ConnectionClosed) as closed:

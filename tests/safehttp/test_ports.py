@@ -191,7 +191,7 @@ async def test_tool_call_to_an_allow_listed_host_on_another_port_is_refused(
             parameters_schema={"type": "object", "properties": {}},
             parameter_locations={},
         )
-        return Operation.objects.select_related("spec").get(pk=created.pk)
+        return Operation.objects.select_related("spec").get(pk=created.pk)  # type: ignore[attr-defined]
 
     outcome = await execute(await sync_to_async(make)(), {})
     assert not outcome.ok
