@@ -155,6 +155,15 @@ async def fails(call: Any) -> LLMError:
 # -- retries and timeouts -------------------------------------------------------------------
 
 
+@pytest.fixture
+def _uncached_registry_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An earlier test may have cached the registry's logger (cache_logger_on_first_use), which
+    capture_logs cannot see; a fresh lazy proxy follows the capturing configuration."""
+    from conversations.llm import registry as registry_module
+
+    monkeypatch.setattr(registry_module, "logger", structlog.get_logger(registry_module.__name__))
+
+
 async def test_timeout_is_retried_then_fails_with_kind_timeout(
     server: OpenAITestServer, make_registry: Callable[..., BackendRegistry], sleep: RecordingSleep
 ) -> None:
@@ -406,6 +415,7 @@ async def test_named_backend_is_tried_first(
         await registry.complete(HELLO, backend="nope")
 
 
+@pytest.mark.usefixtures("_uncached_registry_logger")
 async def test_all_backends_down_gives_a_user_safe_error_with_causes(
     make_registry: Callable[..., BackendRegistry],
 ) -> None:
@@ -538,6 +548,7 @@ def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+@pytest.mark.usefixtures("_uncached_registry_logger")
 async def test_calls_emit_logs_and_prometheus_metrics(
     server: OpenAITestServer, make_registry: Callable[..., BackendRegistry]
 ) -> None:
