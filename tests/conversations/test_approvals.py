@@ -175,6 +175,7 @@ def test_racing_approvals_execute_once(
 ) -> None:
     """Two processes (threads with their own connections) approve and run the same interrupt
     at once; the shop sees one cancellation."""
+    verify_customer(conversation.pk)
 
     async def ask() -> dict[str, Any]:
         ws, interrupt = await _ask_cancel(conversation)
