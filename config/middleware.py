@@ -36,13 +36,17 @@ class _Middleware:
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if self._async:
             return self.__acall__(request)
-        return self.process(request, self.get_response(request))
+        return self.refusal(request) or self.process(request, self.get_response(request))
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        return self.process(request, await self.get_response(request))
+        return self.refusal(request) or self.process(request, await self.get_response(request))
+
+    def refusal(self, request: HttpRequest) -> HttpResponse | None:
+        """An answer given instead of calling the view, or ``None`` to go on."""
+        return None
 
     def process(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        raise NotImplementedError
+        return response
 
 
 logger = structlog.get_logger(__name__)
@@ -109,31 +113,12 @@ def _is_envelope(response: HttpResponse) -> bool:
     return is_envelope(body)
 
 
-class QueryGuardMiddleware:
+class QueryGuardMiddleware(_Middleware):
     """A NUL character in the path or in any query name or value is refused with 422 before a
     view sees it: PostgreSQL cannot store or compare text with NUL, so it would otherwise
     surface as a 500 from whichever query first used the value."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: GetResponse) -> None:
-        self.get_response = get_response
-        self._async = iscoroutinefunction(get_response)
-        if self._async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
-        refused = self.refusal(request)
-        if self._async:
-            return self.__acall__(request, refused)
-        return refused or self.get_response(request)
-
-    async def __acall__(self, request: HttpRequest, refused: HttpResponse | None) -> HttpResponse:
-        return refused or await self.get_response(request)
-
-    @staticmethod
-    def refusal(request: HttpRequest) -> HttpResponse | None:
+    def refusal(self, request: HttpRequest) -> HttpResponse | None:
         fields = ["path"] if "\x00" in request.path else []
         for name, values in request.GET.lists():
             if "\x00" in name or any("\x00" in value for value in values):

@@ -19,6 +19,7 @@ from django.utils import timezone
 import safehttp
 from config.errors import ApplicationError, ErrorCode
 from config.versions import AGENT_TOOLS, bump
+from conversations.approval_rules import ApprovalRuleError, normalize
 from openapi_import.classification import Classification, classify
 from openapi_import.identity import bindings_clean, suggest_bindings
 from openapi_import.models import (
@@ -514,11 +515,7 @@ def operation_update(*, operation: Operation, user: User, **changes: Any) -> Ope
                 changes["identity_bindings"], properties=operation.parameter_locations
             )
         except ValueError as exc:
-            raise ApplicationError(
-                ErrorCode.VALIDATION_ERROR,
-                str(exc),
-                details={"fields": [{"field": "identity_bindings", "message": str(exc)}]},
-            ) from None
+            raise _field_error("identity_bindings", str(exc)) from None
     if changes.get("identity_role", "") not in IdentityRole.values:
         raise ApplicationError(ErrorCode.VALIDATION_ERROR, "Unknown identity role.")
     if changes.get("enabled") and operation.removed_at is not None:
@@ -541,16 +538,19 @@ def operation_update(*, operation: Operation, user: User, **changes: Any) -> Ope
 
 
 def _approval_rules_clean(rules: Any) -> list[dict[str, Any]]:
-    from conversations.approval_rules import ApprovalRuleError, normalize
-
     try:
         return normalize(rules)
     except ApprovalRuleError as exc:
-        raise ApplicationError(
-            ErrorCode.VALIDATION_ERROR,
-            str(exc),
-            details={"fields": [{"field": "approval_rules", "message": str(exc)}]},
-        ) from exc
+        raise _field_error("approval_rules", str(exc)) from exc
+
+
+def _field_error(field: str, message: str) -> ApplicationError:
+    """A validation error on one field of the review, in the API's field-error shape."""
+    return ApplicationError(
+        ErrorCode.VALIDATION_ERROR,
+        message,
+        details={"fields": [{"field": field, "message": message}]},
+    )
 
 
 def operations_bulk_update(*, operations: QuerySet[Operation], action: str, user: User) -> int:

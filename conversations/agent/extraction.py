@@ -29,6 +29,7 @@ __all__ = [
     "coerce",
     "extract_entities",
     "fill_arguments",
+    "object_schema",
     "property_category",
     "remember",
     "remember_entities",
@@ -483,7 +484,7 @@ def schema_types(schema: Mapping[str, Any]) -> list[str]:
     return [t for t in _unique(types) if t != "null"]
 
 
-def _object_schema(schema: Any) -> Mapping[str, Any] | None:
+def object_schema(schema: Any) -> Mapping[str, Any] | None:
     """The object member of a schema (directly or inside anyOf/oneOf), if it has properties."""
     if not isinstance(schema, Mapping):
         return None
@@ -491,7 +492,7 @@ def _object_schema(schema: Any) -> Mapping[str, Any] | None:
         return schema
     for key in ("anyOf", "oneOf", "allOf"):
         for member in schema.get(key) or ():
-            found = _object_schema(member)
+            found = object_schema(member)
             if found is not None:
                 return found
     return None
@@ -634,7 +635,7 @@ def _fill_object(
             continue
         path = f"{prefix}{name}"
         is_required = name in required
-        nested = _object_schema(prop)
+        nested = object_schema(prop)
         if nested is not None and "object" in (schema_types(prop) or ["object"]):
             value = _fill_object(nested, text, candidates, context, f"{path}.", fill)
             if value or (is_required and not nested.get("required")):

@@ -28,6 +28,7 @@ from conversations.agent.extraction import (
     coerce,
     extract_entities,
     fill_arguments,
+    object_schema,
     property_category,
     schema_types,
 )
@@ -138,24 +139,11 @@ def _coerce_text(text: str, prop: Mapping[str, Any]) -> tuple[bool, Any]:
 def _property_at(schema: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
     current: Any = schema
     for name in path.split("."):
-        container = _with_properties(current)
+        container = object_schema(current)
         if container is None:
             return None
         current = container["properties"].get(name)
     return current if isinstance(current, Mapping) else None
-
-
-def _with_properties(schema: Any) -> Mapping[str, Any] | None:
-    if not isinstance(schema, Mapping):
-        return None
-    if isinstance(schema.get("properties"), Mapping):
-        return schema
-    for key in ("anyOf", "oneOf", "allOf"):
-        for member in schema.get(key) or ():
-            found = _with_properties(member)
-            if found is not None:
-                return found
-    return None
 
 
 def _get(values: Mapping[str, Any], path: str) -> tuple[bool, Any]:

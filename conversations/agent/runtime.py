@@ -32,6 +32,7 @@ from analytics.models import EventType
 from analytics.services import event_record, events_batched
 from config import versions
 from config.pii import mask
+from conversations import approval_rules
 from conversations.agent import policy
 from conversations.agent.backends import get_registry
 from conversations.agent.injection import INJECTIONS, detect_injection
@@ -965,8 +966,6 @@ def approval_needed(agent: Agent, operation: Operation, arguments: dict[str, Any
     classification say read-only (SPEC §6). Otherwise the first of the operation's
     ``approval_rules`` that matches the arguments (``amount > 50 → staff``) names the approver,
     else the operation's approval level (``conversations.approval_rules``)."""
-    from conversations import approval_rules
-
     if policy.is_verifier(operation):
         return ApprovalNeed("")  # verifying is how the customer gets to act: nothing to approve
     if agent.permission == Agent.Permission.READ and operation.access_type == AccessType.READ:
