@@ -338,7 +338,8 @@ CONVERSATION_MAX_TURNS = env_int("CONVERSATION_MAX_TURNS", 200, minimum=1)
 # The longest a process keeps the enabled agents and tools without re-reading them; changes
 # made through the app reach every process at once (config.versions), this bounds the rest.
 AGENT_CACHE_SECONDS = env_float("AGENT_CACHE_SECONDS", 60.0)
-# A conversation escalates after this many failed tool calls in a row (SPEC §7 policy).
+# A conversation escalates (trigger tool_failure) after this many failed tool calls in it, 4xx
+# refusals aside (SPEC §7 policy).
 ESCALATE_AFTER_TOOL_FAILURES = env_int("ESCALATE_AFTER_TOOL_FAILURES", 3, minimum=1)
 ESCALATE_AFTER_REJECTIONS = env_int("ESCALATE_AFTER_REJECTIONS", 3, minimum=1)
 
