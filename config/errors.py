@@ -41,6 +41,10 @@ class ErrorCode(StrEnum):
     IDENTITY_REPLAYED = "identity_replayed"
     IDENTITY_CONFLICT = "identity_conflict"
     VERIFICATION_REQUIRED = "verification_required"
+    # The embeddable widget (SPEC §3, docs/widget.md).
+    SITE_UNAVAILABLE = "site_unavailable"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    VISITOR_INVALID = "visitor_invalid"
     # Escalations (SPEC §7).
     ALREADY_CLAIMED = "already_claimed"
     INVALID_TRANSITION = "invalid_transition"
@@ -69,6 +73,9 @@ DEFAULT_STATUS: dict[ErrorCode, int] = {
     ErrorCode.IDENTITY_REPLAYED: 401,
     ErrorCode.IDENTITY_CONFLICT: 409,
     ErrorCode.VERIFICATION_REQUIRED: 403,
+    ErrorCode.SITE_UNAVAILABLE: 404,
+    ErrorCode.ORIGIN_NOT_ALLOWED: 403,
+    ErrorCode.VISITOR_INVALID: 403,
     ErrorCode.ALREADY_CLAIMED: 409,
     ErrorCode.INVALID_TRANSITION: 409,
 }

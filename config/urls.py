@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("metrics", metrics_view, name="metrics"),
+    path("", include("sites.urls")),
     path("", include("conversations.urls")),
 ]
 if settings.DEMO_SHOP_ENABLED:

@@ -46,14 +46,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         from conversations.selectors import conversation_get_for_visitor
         from conversations.visitors import visitor_from_scope
+        from sites.selectors import conversation_get_for_widget
+        from sites.visitors import SUBPROTOCOL, token_from_subprotocols
 
         self.conversation_id = str(self.scope["url_route"]["kwargs"]["conversation_id"])
         bind_ws_context(self.scope, conversation_id=self.conversation_id)
-        conversation = await database_sync_to_async(conversation_get_for_visitor)(
-            conversation_id=self.conversation_id,
-            visitor_id=visitor_from_scope(self.scope),
-            user=self.scope.get("user"),
-        )
+        # The widget's frame has no cookie of ours (third-party): its visitor token comes as a
+        # subprotocol (sites.visitors); the chat page's visitor comes in the signed cookie.
+        token = token_from_subprotocols(self.scope)
+        if token is not None:
+            conversation = await database_sync_to_async(conversation_get_for_widget)(
+                conversation_id=self.conversation_id, token=token
+            )
+        else:
+            conversation = await database_sync_to_async(conversation_get_for_visitor)(
+                conversation_id=self.conversation_id,
+                visitor_id=visitor_from_scope(self.scope),
+                user=self.scope.get("user"),
+            )
         if conversation is None:
             logger.warning("chat_socket_refused")
             await self.close(code=CLOSE_FORBIDDEN)
@@ -69,7 +79,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if self.session_user_id is not None:
                 await relay.join(staff_user_group(self.session_user_id), self)
             self.joined = True
-        await self.accept()
+        await self.accept(SUBPROTOCOL if token is not None else None)
         protocol.socket_opened()
         if conversation.state == conversation.State.AWAITING_APPROVAL:
             # A reconnect is also the moment to finish an approved call a restart left behind

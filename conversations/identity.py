@@ -142,11 +142,14 @@ def _claim_text(payload: Mapping[str, Any], key: str, *, required: bool) -> str:
     return value
 
 
-def identity_token_verify(token: Any, *, now: float | None = None) -> Identity:
+def identity_token_verify(
+    token: Any, *, now: float | None = None, secret: str | None = None
+) -> Identity:
     """The identity a token carries, or ``ApplicationError`` with ``identity_invalid`` (forged,
     unsigned, malformed), ``identity_expired`` or ``identity_replayed``. A token is good once:
-    its nonce is remembered until the token expires."""
-    secret = settings.IDENTITY_SECRET
+    its nonce is remembered until the token expires. ``secret`` is a widget site's own
+    (``Site.identity_secret``); the default is ``IDENTITY_SECRET``, the chat page's."""
+    secret = settings.IDENTITY_SECRET if secret is None else secret
     if not secret:
         raise _refuse(
             ErrorCode.IDENTITY_INVALID,
@@ -257,10 +260,16 @@ def conversation_identify(
 
 def conversation_identify_with_token(*, conversation_id: UUID | str, token: Any) -> Conversation:
     """The chat's path: a token from the business's site (the page's ``?identity=`` or the
-    socket's ``identify`` frame)."""
+    socket's ``identify`` frame). A widget conversation's token is signed with its site's
+    secret, so one business cannot vouch for customers on another's widget."""
     from django.db import transaction
 
-    identity = identity_token_verify(token)
+    site_secret = (
+        Conversation.objects.filter(pk=conversation_id)
+        .values_list("site__identity_secret", flat=True)
+        .first()
+    )
+    identity = identity_token_verify(token, secret=site_secret)
     with transaction.atomic():
         return conversation_identify(
             conversation_id=conversation_id, identity=identity, source=IdentitySource.SIGNED

@@ -73,6 +73,14 @@ class Conversation(models.Model):
         on_delete=models.SET_NULL,
         related_name="conversations",
     )
+    # The business's website whose widget started it (docs/widget.md); empty for the chat page.
+    site = models.ForeignKey(
+        "sites.Site",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="conversations",
+    )
     state = models.CharField(max_length=20, choices=State.choices, default=State.AI_ACTIVE)
     # The highest sequence number handed out; every durable frame takes the next one.
     last_seq = models.PositiveIntegerField(default=0)

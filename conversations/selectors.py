@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -8,6 +9,11 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall, Turn
+
+if TYPE_CHECKING:
+    from sites.models import Site
+
+DEFAULT_GREETING = "Hi! How can I help you today?"
 
 
 def conversation_get_for_visitor(
@@ -43,6 +49,15 @@ def messages_after(*, conversation_id: UUID | str, after: int, limit: int = 500)
             :limit
         ]
     )
+
+
+def chat_greeting(*, site: Site | None = None) -> str:
+    """What the chat says when it opens: the widget site's greeting, else the fallback agent's,
+    else a plain hello. Shown, not stored: an unanswered page creates nothing."""
+    if site is not None and site.greeting.strip():
+        return site.greeting.strip()
+    agent = Agent.objects.filter(enabled=True, is_fallback=True).exclude(greeting="").first()
+    return agent.greeting.strip() if agent is not None else DEFAULT_GREETING
 
 
 def agents_enabled() -> QuerySet[Agent]:

@@ -4,7 +4,7 @@ SPEC §7 with every transition recorded."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import structlog
@@ -18,6 +18,9 @@ from analytics.services import event_record
 from config.errors import ApplicationError, ErrorCode
 from conversations.models import Agent, Conversation, Message, StateTransition, Turn
 from conversations.realtime import broadcast_on_commit, message_frame
+
+if TYPE_CHECKING:
+    from sites.models import Site
 
 logger = structlog.get_logger(__name__)
 
@@ -36,8 +39,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 AI_SILENT_STATES = frozenset({State.ESCALATED, State.HUMAN_ACTIVE, State.CLOSED})
 
 
-def conversation_start(*, visitor_id: str = "", user: User | None = None) -> Conversation:
-    conversation = Conversation.objects.create(visitor_id=visitor_id, user=user)
+def conversation_start(
+    *, visitor_id: str = "", user: User | None = None, site: Site | None = None
+) -> Conversation:
+    conversation = Conversation.objects.create(visitor_id=visitor_id, user=user, site=site)
     event_record(type=EventType.CONVERSATION_STARTED, conversation_id=conversation.pk)
     logger.info("conversation_started", conversation_id=str(conversation.pk))
     return conversation

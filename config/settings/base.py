@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "access",
     "conversations",
+    "sites",
     "analytics",
     "escalations",
     "openapi_import",

@@ -564,7 +564,12 @@ def _setup(agent: Agent) -> AgentSetup:
 def _route(
     conversation_id: str, text: str, context: dict[str, Any] | None = None
 ) -> tuple[AgentSetup | None, Any]:
+    from sites.selectors import site_agent_ids
+
     setups = _agents()
+    allowed = site_agent_ids(conversation_id=conversation_id)  # a widget site's agents only
+    if allowed is not None:
+        setups = [s for s in setups if s.agent.pk in allowed]
     if context is None:
         context = Conversation.objects.filter(pk=conversation_id).values_list("context", flat=True)[
             0

@@ -39,6 +39,9 @@
   };
 
   let state = root.dataset.state || "ai_active";
+  // Empty until the conversation exists: a first visit starts it with the first message.
+  let wsPath = root.dataset.wsPath || "";
+  const widget = root.dataset.mode === "widget" ? widgetSetup() : null;
   let ws = null;
   let connection = 0; // increments per socket, so the outbox knows what this socket has sent
   let connected = false;
@@ -50,6 +53,8 @@
   let retryTimer = 0;
   let pingTimer = 0;
   let lastSeq = 0;
+  let starting = null; // the request creating this page's conversation, while it runs
+  let escalateOnReady = false;
   const pending = new Map(); // seq -> durable frame that arrived ahead of a gap
   const outbox = new Map(); // client_id -> {content, node, sentOn}
   const streams = new Map(); // turn_id -> {node, text}
@@ -104,6 +109,20 @@
     const date = new Date(iso);
     if (Number.isNaN(date.getTime())) return iso;
     return date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  function formatClock(iso) {
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return "";
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // Every message shows when it was written (the server's time, in the reader's zone).
+  function stamp(node, iso) {
+    if (!iso) return;
+    const time = make("time", "msg__time", formatClock(iso));
+    time.dateTime = String(iso);
+    node.append(time);
   }
 
   function formatValue(value) {
@@ -268,6 +287,7 @@
     node.dataset.seq = String(frame.seq);
     const status = node.querySelector(".msg__status");
     if (status) status.remove();
+    stamp(node, frame.created_at);
     insertDurable(node);
   }
 
@@ -309,11 +329,13 @@
             updateTyping();
           }
         }
+        stamp(node, frame.created_at);
         return node;
       }
       case "clarification": {
         const node = bubble("assistant", "Assistant", frame.content);
         node.classList.add("msg--question");
+        stamp(node, frame.created_at);
         return node;
       }
       case "tool_call":
@@ -477,6 +499,7 @@
     activeTurns.clear();
     updateTyping();
     resume();
+    if (escalateOnReady) escalateOnReady = !sendFrame({ type: "escalate" });
     window.clearInterval(pingTimer);
     pingTimer = window.setInterval(() => sendFrame({ type: "ping" }), PING_MS);
   }
@@ -548,13 +571,17 @@
 
   function socketUrl() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${window.location.host}${root.dataset.wsPath}`;
+    return `${scheme}//${window.location.host}${wsPath}`;
   }
 
   function connect() {
     window.clearTimeout(retryTimer);
+    if (!wsPath) return;
     connection += 1;
-    const socket = new WebSocket(socketUrl());
+    // The widget's frame has no cookie of ours: its visitor token goes as a subprotocol.
+    const socket = widget
+      ? new WebSocket(socketUrl(), ["actiondesk", `actiondesk.visitor.${widget.token}`])
+      : new WebSocket(socketUrl());
     let opened = false;
     ws = socket;
     socket.addEventListener("open", () => {
@@ -597,11 +624,158 @@
   }
 
   function probe() {
+    if (widget) {
+      widgetSession(null).then((data) => {
+        const id = data && data.conversation ? data.conversation.id : "";
+        if (data && id !== root.dataset.conversationId) stop(FINAL_CLOSES[4403]);
+      });
+      return;
+    }
     fetch(window.location.pathname, { credentials: "same-origin", cache: "no-store" })
       .then((response) => {
         if (response.status === 403 || response.status === 404) stop(FINAL_CLOSES[4403]);
       })
       .catch(() => {}); // offline: keep retrying
+  }
+
+  // --- Starting a conversation: with the first message, never by opening the page ----------
+
+  function csrfToken() {
+    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  // POSTs JSON and resolves with the envelope's data; rejects with {code, message}.
+  function postJson(url, body) {
+    const headers = { "Content-Type": "application/json" };
+    if (!widget) headers["X-CSRFToken"] = csrfToken();
+    return fetch(url, {
+      method: "POST",
+      credentials: widget ? "omit" : "same-origin",
+      headers,
+      body: JSON.stringify(body),
+    })
+      .then((response) => response.json().catch(() => ({})))
+      .then((envelope) => {
+        if (envelope && envelope.success) return envelope.data;
+        const error = (envelope && envelope.error) || {};
+        throw { code: error.code || "unavailable", message: error.message || "" };
+      });
+  }
+
+  function adopt(conversation) {
+    wsPath = String(conversation.ws_path);
+    root.dataset.conversationId = String(conversation.id);
+    root.dataset.wsPath = wsPath;
+    if (conversation.state) setState(conversation.state);
+    // The page's address becomes the conversation's, as if it had been opened there.
+    if (conversation.url && window.history.replaceState) {
+      window.history.replaceState(null, "", conversation.url);
+    }
+    setStatus("connecting", "Connecting…");
+    connect();
+  }
+
+  function conversationStart() {
+    if (starting || wsPath) return starting;
+    setStatus("connecting", "Connecting…");
+    const body = widget ? { visitor: widget.token, identity_ticket: widget.ticket } : {};
+    starting = postJson(root.dataset.startUrl, body)
+      .then((data) => {
+        if (widget) widgetRemember(data);
+        adopt(data.conversation);
+      })
+      .catch((error) => {
+        starting = null;
+        setStatus("idle", "Online");
+        for (const entry of outbox.values()) {
+          const status = entry.node.querySelector(".msg__status");
+          if (status) status.textContent = "Not sent";
+        }
+        notice(error.message || "The chat could not start. Check your connection and try again.");
+      });
+    return starting;
+  }
+
+  // --- The widget: inside a business's page (docs/widget.md) ---------------------------------
+
+  function widgetSetup() {
+    const key = `actiondesk.visitor.${root.dataset.site}`;
+    let token = "";
+    try {
+      token = window.localStorage.getItem(key) || "";
+    } catch {
+      // storage blocked: this frame is a new visitor every time
+    }
+    const origins = (root.dataset.origins || "").split(" ").filter(Boolean);
+    return { key, token, ticket: "", origins };
+  }
+
+  function widgetRemember(data) {
+    widget.token = String(data.visitor || "");
+    if (data.identity_ticket !== undefined) widget.ticket = String(data.identity_ticket || "");
+    if (data.identity) showIdentity(data.identity);
+    try {
+      window.localStorage.setItem(widget.key, widget.token);
+    } catch {
+      // storage blocked: the conversation lasts as long as this frame
+    }
+  }
+
+  function toParent(message) {
+    // Nothing secret goes up: the business's page only learns the chat's state.
+    if (window.parent !== window) window.parent.postMessage(message, "*");
+  }
+
+  // The session: who this visitor is and which conversation is theirs (after the page's
+  // signed identity, when it gave one).
+  function widgetSession(identity, retried) {
+    const body = { visitor: widget.token };
+    if (identity) body.identity = identity;
+    return postJson(root.dataset.sessionUrl, body)
+      .then((data) => {
+        widgetRemember(data);
+        if (data.conversation && !wsPath) adopt(data.conversation);
+        return data;
+      })
+      .catch((error) => {
+        if (error.code === "visitor_invalid" && !retried) {
+          widget.token = ""; // another site's or a forged token: start over as a new visitor
+          return widgetSession(identity, true);
+        }
+        notice(error.message || "The chat is unavailable right now.");
+        return null;
+      });
+  }
+
+  function widgetBoot() {
+    let booted = false;
+    const boot = (identity) => {
+      if (booted) return;
+      booted = true;
+      widgetSession(identity);
+    };
+    window.addEventListener("message", (event) => {
+      if (event.source !== window.parent || !widget.origins.includes(event.origin)) return;
+      const data = event.data || {};
+      if (data.type === "actiondesk:hello") {
+        boot(typeof data.identity === "string" ? data.identity : null);
+      } else if (data.type === "actiondesk:identify" && typeof data.identity === "string") {
+        if (connected) sendFrame({ type: "identify", token: data.identity });
+        else widgetSession(data.identity);
+      } else if (data.type === "actiondesk:opened") {
+        ui.input.focus();
+      }
+    });
+    const close = document.getElementById("chat-close");
+    if (close) close.addEventListener("click", () => toParent({ type: "actiondesk:close" }));
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") toParent({ type: "actiondesk:close" });
+    });
+    setStatus("idle", "Online");
+    toParent({ type: "actiondesk:ready", accent: root.dataset.accent, ink: root.dataset.accentInk });
+    // Opened on its own (not by widget.js), nobody says hello: go on without an identity.
+    window.setTimeout(() => boot(null), 1500);
   }
 
   // --- Composer ------------------------------------------------------------------------------
@@ -647,7 +821,8 @@
     scrollDown(true);
     const entry = { content, node, sentOn: 0 };
     outbox.set(clientId, entry);
-    if (sendFrame({ type: "message", client_id: clientId, content })) entry.sentOn = connection;
+    if (!wsPath) conversationStart(); // the outbox sends it once the new socket has resumed
+    else if (sendFrame({ type: "message", client_id: clientId, content })) entry.sentOn = connection;
     ui.input.value = "";
     ui.input.focus();
   }
@@ -669,6 +844,13 @@
   });
 
   ui.escalate.addEventListener("click", () => {
+    if (!wsPath) {
+      escalateOnReady = true;
+      conversationStart();
+      ui.escalate.disabled = true;
+      ui.escalate.textContent = "Asking for a human…";
+      return;
+    }
     if (!sendFrame({ type: "escalate" })) {
       notice("You're offline; try again once the chat has reconnected.");
       return;
@@ -699,7 +881,9 @@
     }
   }
   for (const time of ui.log.querySelectorAll("time[datetime]")) {
-    time.textContent = formatTime(time.dateTime);
+    time.textContent = time.classList.contains("msg__time")
+      ? formatClock(time.dateTime)
+      : formatTime(time.dateTime);
   }
   for (const item of ui.log.querySelectorAll("[data-kind=interrupt_resolved]")) {
     const card = findCard(item.dataset.interruptId);
@@ -731,5 +915,7 @@
     },
   });
 
-  connect();
+  if (widget) widgetBoot();
+  else if (wsPath) connect();
+  else setStatus("idle", "Online");
 })();

@@ -66,31 +66,61 @@ def test_load_agents_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         call_command("load_agents", "not-a-template")
 
 
-def test_home_creates_a_conversation_bound_to_a_signed_cookie(client: Client) -> None:
+def start(client: Client) -> str:
+    """The chat page's first message: ``POST /chat/start/``; returns the conversation's page."""
+    response = client.post("/chat/start/")
+    assert response.status_code == 201
+    return str(response.json()["data"]["conversation"]["url"])
+
+
+def test_home_creates_no_conversation_until_the_first_message(client: Client) -> None:
     response = client.get("/")
-    assert response.status_code == 302
+    assert response.status_code == 200
+    assert Conversation.objects.count() == 0
+    assert COOKIE not in response.cookies  # crawlers and health checks get nothing to keep
+    assert b'data-ws-path=""' in response.content
+    assert b"How can I help" in response.content  # the greeting shows at once
+    assert client.get("/").status_code == 200 and Conversation.objects.count() == 0
+
+
+def test_first_message_starts_a_conversation_bound_to_a_signed_cookie(client: Client) -> None:
+    response = client.post("/chat/start/")
+    assert response.status_code == 201
     conversation = Conversation.objects.get()
-    assert response["Location"] == f"/chat/{conversation.pk}/"
+    data = response.json()["data"]["conversation"]
+    assert data == {
+        "id": str(conversation.pk),
+        "ws_path": f"/ws/chat/{conversation.pk}/",
+        "state": "ai_active",
+        "url": f"/chat/{conversation.pk}/",
+    }
     cookie = response.cookies[COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
     assert conversation.visitor_id and cookie.value.startswith(conversation.visitor_id + ":")
-    page = client.get(response["Location"])
+    page = client.get(data["url"])
     assert page.status_code == 200
     assert "Content-Security-Policy" in page.headers
     # Coming back finds the same conversation.
-    assert client.get("/")["Location"] == response["Location"]
+    assert client.get("/")["Location"] == data["url"]
+
+
+def test_start_needs_post_with_csrf() -> None:
+    strict = Client(enforce_csrf_checks=True)
+    assert strict.get("/chat/start/").status_code == 405
+    assert strict.post("/chat/start/").status_code == 403
+    assert Conversation.objects.count() == 0
 
 
 def test_another_visitor_cannot_open_the_page(client: Client) -> None:
     owner = Client()
-    location = owner.get("/")["Location"]
+    location = start(owner)
     assert client.get(location).status_code == 404
     client.cookies[COOKIE] = "forged:value"
     assert client.get(location).status_code == 404
 
 
 def test_new_conversation_needs_post_with_csrf(client: Client) -> None:
-    client.get("/")
+    start(client)
     assert client.get("/chat/new/").status_code == 405
     strict = Client(enforce_csrf_checks=True)
     assert strict.post("/chat/new/").status_code == 403
@@ -101,7 +131,7 @@ def test_new_conversation_needs_post_with_csrf(client: Client) -> None:
 def test_history_is_rendered_inert(client: Client) -> None:
     from conversations.services import message_append
 
-    location = client.get("/")["Location"]
+    location = start(client)
     conversation = Conversation.objects.get()
     message_append(conversation_id=conversation.pk, role="assistant",
                    content="<script>alert(1)</script>")  # fmt: skip
