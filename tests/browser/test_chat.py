@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db import connections
 from playwright.sync_api import Dialog, Locator, Page, expect
 
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.services import message_append
 from demo_shop.install import demo_install
 from tests.browser.conftest import Console, Server
@@ -47,14 +47,25 @@ COUNT_STREAMING_BUBBLES = """() => {
 }"""
 
 
-def open_chat(page: Page) -> str:
-    """Open ``/`` as a new visitor and wait for the socket; returns the conversation id."""
+def open_chat(page: Page) -> None:
+    """Open ``/`` as a new visitor: the chat is ready to type in, and no conversation exists
+    until the first message (issue 19.7)."""
     response = page.goto("/")
     assert response is not None and response.ok
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    expect(page.locator("#chat-status")).to_have_attribute("data-status", "idle")
+    expect(page.locator("#chat-log > [data-kind=greeting]")).to_be_visible()
+    assert page.locator("#chat").get_attribute("data-conversation-id") == ""
+
+
+def started(page: Page) -> str:
+    """The conversation the first message started, once its socket is up."""
     expect(page.locator("#chat-status")).to_have_attribute("data-status", "connected")
-    return str(page.locator("#chat").get_attribute("data-conversation-id"))
+    conversation_id = str(page.locator("#chat").get_attribute("data-conversation-id"))
+    assert conversation_id
+    expect(page).to_have_url(re.compile(f"/chat/{conversation_id}/$"))
+    return conversation_id
 
 
 def continue_as(page: Page, email: str = "ana@example.com") -> None:
@@ -112,11 +123,15 @@ def off_the_browser_thread(write: Callable[[], object]) -> None:
 
 def test_message_is_acknowledged_and_answered(page: Page, console: Console) -> None:
     open_chat(page)
+    assert Conversation.objects.count() == 0
 
     send(page, "hello")
 
+    started(page)
+    assert Conversation.objects.count() == 1
     mine = user_bubble(page, "hello")
     expect(mine).to_have_count(1)
+    expect(mine.locator("time.msg__time")).to_have_text(re.compile(r"\d{1,2}:\d{2}"))
     expect(mine).not_to_have_class(re.compile(r"is-sending"))
     # With no agents configured the runtime still answers (a reply or a question), stored.
     reply = page.locator(f"{LOG} > .msg--assistant[data-seq], {LOG} > .msg--system[data-seq]")
@@ -134,8 +149,9 @@ def test_markup_from_anyone_is_shown_as_text(page: Page, console: Console) -> No
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    conversation_id = open_chat(page)
+    open_chat(page)
     send(page, HOSTILE)
+    conversation_id = started(page)
     expect(user_bubble(page, HOSTILE).locator(".msg__body")).to_have_text(HOSTILE)
 
     # Model, tool and staff text, stored while the page is open; the page gets it by resume.
@@ -167,9 +183,10 @@ def test_markup_from_anyone_is_shown_as_text(page: Page, console: Console) -> No
 
 
 def test_reconnect_resumes_without_losing_or_repeating(page: Page, console: Console) -> None:
-    conversation_id = open_chat(page)
+    open_chat(page)
     send(page, "hello")
     expect(user_bubble(page, "hello")).to_have_count(1)
+    conversation_id = started(page)
 
     assert page.evaluate(DROP_AND_WAIT_FOR_RECOVERY) is True
 

@@ -38,8 +38,9 @@ def test_customer_asks_agent_claims_and_they_chat(
 
     # The customer asks for a human.
     page.goto("/")
+    expect(page.locator("#chat-status")).to_have_attribute("data-status", "idle")
+    page.click("#chat-escalate")  # the first action: it starts the conversation
     expect(page.locator("#chat-status")).to_have_attribute("data-status", "connected")
-    page.click("#chat-escalate")
     expect(page.locator("#chat-log [data-kind=escalated]")).to_have_count(1)
 
     # It arrives on the queue without a reload, counted in the tab title.
