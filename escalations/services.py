@@ -57,8 +57,9 @@ def _ms(start: datetime | None, end: datetime) -> float | None:
 
 
 def public_name(user: User) -> str:
-    """How the customer sees a member of staff: first name, else the username."""
-    return user.first_name or user.get_username()
+    """How the customer sees a member of staff: their display name (first name, else full
+    name), never their username, which is a login, not a name."""
+    return user.first_name.strip() or user.get_full_name().strip() or "Support"
 
 
 def _backend_for(conversation: Conversation) -> tuple[str | None, str]:

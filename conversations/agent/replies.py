@@ -153,6 +153,24 @@ def _humanize(value: Any) -> str:
     return str(value).replace("_", " ")
 
 
+# Statuses that are things that happened, not states: "Refund 3 has succeeded", never
+# "Refund 3 is succeeded"; and ongoing ones: "is being processed".
+_HAPPENED = frozenset(
+    {"succeeded", "failed", "expired", "arrived", "started", "finished", "declined", "bounced"}
+)
+_ONGOING = {"processing": "being processed", "in_progress": "in progress"}
+
+
+def _is_phrase(subject: str, status: Any, *, now: bool = False) -> str:
+    """``subject`` and its status as a sentence: "Order 1042 is paid", "Refund 3 has
+    succeeded", "Payout 9 is being processed"; ``now`` for the result of an action."""
+    key = str(status).strip().lower().replace(" ", "_").replace("-", "_")
+    if key in _HAPPENED:
+        return f"{subject} has {key}"
+    text = _ONGOING.get(key, _humanize(status))
+    return f"{subject} is {'now ' if now else ''}{text}"
+
+
 def _short(value: Any) -> str:
     text = re.sub(r"\s+", " ", str(value)).strip()
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1].rstrip() + "…"
@@ -244,11 +262,11 @@ def _object_reply(
     verb = (split_words(operation) or [""])[0]
     if isinstance(status, str) and status:
         if _is_read(operation):
-            sentences.append(f"{subject} is {_humanize(status)}")
+            sentences.append(_is_phrase(subject, status))
         elif verb and status.lower().startswith(verb[:5]):
-            sentences.append(f"{subject} is now {_humanize(status)}")
+            sentences.append(_is_phrase(subject, status, now=True))
         else:
-            sentences.append(f"Done. {subject} is {_humanize(status)}")
+            sentences.append(f"Done. {_is_phrase(subject, status)}")
     elif not _is_read(operation):
         sentences.append(f"Done: {subject[:1].lower() + subject[1:]} is updated")
     currency = obj.get("currency")
@@ -327,7 +345,7 @@ def _tracking_reply(operation: str, obj: Mapping[str, Any], arguments: Mapping[s
     sentences = []
     with_carrier = f" with {_short(carrier)}" if carrier else ""
     if status:
-        sentences.append(f"{subject} is {_humanize(status)}{with_carrier}")
+        sentences.append(f"{_is_phrase(subject, status)}{with_carrier}")
     else:
         sentences.append(f"{subject} has shipped{with_carrier}")
     if obj.get("tracking_number"):

@@ -578,6 +578,8 @@ class AgentProfile:
     is_fallback: bool = False
     # Names of the tools that only read; None: judged by their names (``is_read_tool``).
     read_tools: frozenset[str] | None = None
+    # What the customer reads (the agent's display name); ``name`` is the internal slug.
+    label: str = ""
 
     def reads(self, tool: ToolSpec) -> bool:
         return tool.name in self.read_tools if self.read_tools is not None else is_read_tool(tool)
@@ -772,7 +774,7 @@ def _nothing_fits(
 
 
 def _clarify(candidates: Sequence[AgentProfile]) -> str:
-    names = [agent.name for agent in candidates]
+    names = [agent.label or agent.name for agent in candidates]
     if len(names) == 1:
         return f"I want to be sure I understand: is this about {names[0]}?"
     joined = ", ".join(names[:-1]) + f" or {names[-1]}"

@@ -111,6 +111,22 @@
     return date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
   }
 
+  // A clarification's choices (the agents' display names): a click answers with that text.
+  function optionButtons(node, options) {
+    if (!Array.isArray(options) || options.length === 0) return;
+    const group = make("div", "options");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Choose one");
+    for (const option of options) {
+      if (typeof option !== "string" || !option) continue;
+      const button = make("button", "button button--quiet options__choice", option);
+      button.type = "button";
+      button.dataset.option = option;
+      group.append(button);
+    }
+    node.append(group);
+  }
+
   function formatClock(iso) {
     const date = new Date(iso);
     if (Number.isNaN(date.getTime())) return "";
@@ -335,6 +351,7 @@
       case "clarification": {
         const node = bubble("assistant", "Assistant", frame.content);
         node.classList.add("msg--question");
+        optionButtons(node, frame.options);
         stamp(node, frame.created_at);
         return node;
       }
@@ -860,6 +877,12 @@
   });
 
   ui.log.addEventListener("click", (event) => {
+    const option = event.target.closest("button[data-option]");
+    if (option) {
+      ui.input.value = option.dataset.option;
+      submit();
+      return;
+    }
     const button = event.target.closest("button[data-decision]");
     const card = button && button.closest(".card");
     if (card) decide(card, button.dataset.decision);
