@@ -36,7 +36,7 @@ from conversations import approval_rules
 from conversations.agent import policy
 from conversations.agent.backends import get_registry
 from conversations.agent.injection import INJECTIONS, detect_injection
-from conversations.agent.routing import AgentProfile, RouteDecision, route, split_intents
+from conversations.agent.routing import AgentProfile, route, split_intents
 from conversations.llm.types import ChatMessage, Completion, Done, LLMError, TokenDelta, ToolSpec
 from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall, Turn
 from conversations.realtime import Outbox, collecting, send_frame
@@ -587,12 +587,7 @@ def _route(
         )
         for s in setups
     ]
-    # A clicked option of the last clarification names its agent outright.
-    picked = (context.get("clarify_options") or {}).get(text.strip().casefold())
-    if picked is not None:
-        decision = RouteDecision(agent=picked, scores={picked: 1.0}, reason="clarification_option")
-    else:
-        decision = route(text, profiles, context=context)
+    decision = route(text, profiles, context=context)
     chosen = next((s for s in setups if s.agent.slug == decision.agent), None)
     if chosen is not None and decision.read_only:
         chosen = _read_only(chosen)
@@ -680,10 +675,10 @@ def _prepare_intent(
             0
         ]
     setup, decision = _route(conversation_id, intent, context)
-    if "asked" in context or "clarify_options" in context:
+    if "asked" in context:
         # This message answered the agent's question or passed it over: either way the question
-        # is spent (a new one is kept by _remember_question, or by _clarify).
-        rest = {k: v for k, v in context.items() if k not in ("asked", "clarify_options")}
+        # is spent (a new one is kept by _remember_question).
+        rest = {key: value for key, value in context.items() if key != "asked"}
         Conversation.objects.filter(pk=conversation_id).update(context=rest)
     if setup is None or decision.escalate or decision.clarification:
         return setup, decision, []
@@ -693,14 +688,10 @@ def _prepare_intent(
 
 def _clarify(conversation_id: str, turn: Turn, question: str, decision: Any) -> None:
     candidates = sorted(decision.scores, key=decision.scores.get, reverse=True)[:3]
-    # The customer sees the agents' display names, never their slugs, as buttons that answer.
+    # The customer sees the agents' display names, never their slugs, as buttons whose text
+    # answers (routing matches an agent's name).
     labels = {s.agent.slug: s.agent.name for s in _agents()}
     options = [{"agent": slug, "label": labels[slug]} for slug in candidates if slug in labels]
-    if options:
-        context = Conversation.objects.filter(pk=conversation_id).values_list("context", flat=True)
-        current = dict(context.first() or {})
-        current["clarify_options"] = {o["label"].casefold(): o["agent"] for o in options}
-        Conversation.objects.filter(pk=conversation_id).update(context=current)
     message_append(
         conversation_id=conversation_id,
         kind=Message.Kind.CLARIFICATION,

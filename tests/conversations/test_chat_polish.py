@@ -58,7 +58,7 @@ async def test_clarification_offers_display_names_that_route_when_clicked(
     assert question["options"][:2] == ["Order lookup", "Order actions"]
     assert "order-lookup" not in question["content"] and "Order lookup" in question["content"]
 
-    # The customer clicks "Order lookup": the answer goes to that agent, not to routing.
+    # The customer clicks "Order lookup": the option's text routes to that agent.
     await ws.send_json_to({"type": "message", "client_id": "c2", "content": "Order lookup"})
     answer = await frames_until(ws, turn_ended)
     await ws.disconnect()
@@ -66,4 +66,3 @@ async def test_clarification_offers_display_names_that_route_when_clicked(
     assert not [f for f in answer if f["type"] == "clarification"], answer
     chosen = await Conversation.objects.select_related("current_agent").aget(pk=conversation.pk)
     assert chosen.current_agent is not None and chosen.current_agent.slug == "order-lookup"
-    assert "clarify_options" not in chosen.context
