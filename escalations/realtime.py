@@ -42,6 +42,24 @@ def handoff_url(escalation_id: int) -> str:
         return f"/admin/escalations/handoff/{escalation_id}/"
 
 
+# What the queue shows for a trigger (the stored code stays the filter and the API's value).
+TRIGGER_LABELS = {
+    "customer_button": "Customer asked for a human",
+    "customer_words": "Customer asked for a person",
+    "staff_takeover": "Taken over by staff",
+    "tool_failure": "A tool call failed",
+    "tool_failures": "A tool call failed",
+    "tool_auth_error": "The business's API refused our key",
+    "llm_unavailable": "The AI was unavailable",
+    "backend_unavailable": "The AI was unavailable",
+    "repeated_rejections": "Customer rejected several proposals",
+}
+
+
+def trigger_label(trigger: str) -> str:
+    return TRIGGER_LABELS.get(trigger) or trigger.replace("_", " ").capitalize()
+
+
 def escalation_summary(escalation: Escalation) -> dict[str, Any]:
     """One row of the queue. Text from the customer is masked: it travels to every agent."""
     claimer = escalation.claimed_by
@@ -54,6 +72,7 @@ def escalation_summary(escalation: Escalation) -> dict[str, Any]:
         "priority": escalation.priority,
         "priority_reason": escalation.priority_reason,
         "trigger": escalation.trigger,
+        "trigger_label": trigger_label(escalation.trigger),
         "reason": escalation.reason,
         "title": summary.get("title") or "",
         "preview": mask_text(str(last.get("content", "")))[:200],

@@ -75,7 +75,9 @@
     what.append(link, make("div", "esc-preview", item.preview));
     tr.append(what);
     const why = make("td");
-    why.append(make("span", "esc-trigger", item.trigger), make("div", "esc-reason", item.reason));
+    const trigger = make("span", "esc-trigger", item.trigger_label || item.trigger);
+    trigger.dataset.trigger = item.trigger || "";
+    why.append(trigger, make("div", "esc-reason", item.reason));
     tr.append(why);
     const wait = make("td", "esc-wait", "–");
     wait.dataset.since = item.created_at;

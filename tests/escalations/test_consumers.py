@@ -54,6 +54,7 @@ async def test_a_support_agent_gets_the_queue_snapshot(
         str(conversation.pk),
     )
     assert row["url"] == f"/admin/escalations/handoff/{escalation.pk}/"
+    assert row["trigger_label"] == "Customer asked for a human"
     assert snapshot["me"]["name"] == "agent" and snapshot["interrupts"] == []
     await ws.send_json_to({"type": "ping"})
     assert await ws.receive_json_from(timeout=5) == {"type": "pong"}

@@ -46,7 +46,8 @@ def test_customer_asks_agent_claims_and_they_chat(
     # It arrives on the queue without a reload, counted in the tab title.
     row = staff.locator("#queue-rows tr[data-status=waiting]")
     expect(row).to_have_count(1)
-    expect(row.locator(".esc-trigger")).to_have_text("customer_button")
+    expect(row.locator(".esc-trigger")).to_have_text("Customer asked for a human")
+    expect(row.locator(".esc-trigger")).to_have_attribute("data-trigger", "customer_button")
     expect(staff).to_have_title(f"(1) {title}")
     assert staff.evaluate("() => window.actiondeskQueue.snapshot().rows") == 1
 
