@@ -38,9 +38,20 @@
     if (frame && frame.contentWindow) frame.contentWindow.postMessage(message, origin);
   }
 
+  // On a phone the chat takes the whole screen (its own Close button closes it).
+  function fitPanel() {
+    const phone = window.matchMedia("(max-width: 600px)").matches;
+    styled(panel, phone
+      ? { inset: "0", width: "100vw", height: "100dvh", "border-radius": "0" }
+      : { inset: "auto 20px 80px auto", width: "min(400px, calc(100vw - 40px))",
+          height: "min(640px, calc(100vh - 110px))", "border-radius": "14px" });
+    launcher.hidden = phone && open;
+  }
+
   function setOpen(next) {
     open = next;
     panel.hidden = !open;
+    fitPanel();
     launcher.setAttribute("aria-expanded", String(open));
     launcher.textContent = open ? "Close chat" : "Chat with us";
     if (open) {
@@ -100,6 +111,7 @@
     panel.append(frame);
 
     launcher.addEventListener("click", () => setOpen(!open));
+    window.addEventListener("resize", fitPanel);
     document.body.append(panel, launcher);
   }
 
