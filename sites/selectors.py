@@ -25,9 +25,9 @@ def site_agent_ids(*, conversation_id: UUID | str) -> set[int] | None:
     """The agents a conversation's site may use, or ``None`` when any enabled agent may answer
     (no site, or a site with no agents chosen)."""
     ids = set(
-        Site.agents.through.objects.filter(
-            site__conversations__pk=conversation_id
-        ).values_list("agent_id", flat=True)
+        Site.agents.through.objects.filter(site__conversations__pk=conversation_id).values_list(
+            "agent_id", flat=True
+        )
     )
     return ids or None
 
@@ -51,7 +51,9 @@ def conversation_get_for_widget(*, conversation_id: UUID | str, token: Any) -> C
     return None
 
 
-def conversation_latest_open_for_site_visitor(*, site: Site, visitor_id: str) -> Conversation | None:
+def conversation_latest_open_for_site_visitor(
+    *, site: Site, visitor_id: str
+) -> Conversation | None:
     return (
         Conversation.objects.filter(site=site, visitor_id=visitor_id, user__isnull=True)
         .exclude(state=Conversation.State.CLOSED)

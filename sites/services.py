@@ -127,7 +127,9 @@ def widget_conversation_start(
             conversation = conversation_identify(
                 conversation_id=conversation.pk, identity=identity, source=IdentitySource.SIGNED
             )
-    logger.info("widget_conversation_started", site=site.public_id, conversation_id=str(conversation.pk))
+    logger.info(
+        "widget_conversation_started", site=site.public_id, conversation_id=str(conversation.pk)
+    )
     return WidgetSession(
         visitor_token=visitor_token_sign(site=site, visitor_id=visitor),
         conversation=conversation,

@@ -50,10 +50,10 @@ def _framed_by(response: HttpResponse, origins: list[str]) -> HttpResponse:
     return response
 
 
-def _refusal(request: HttpRequest, message: str, *, status: int, origin: str | None) -> HttpResponse:
-    response = render(
-        request, "sites/widget_refused.html", {"message": message}, status=status
-    )
+def _refusal(
+    request: HttpRequest, message: str, *, status: int, origin: str | None
+) -> HttpResponse:
+    response = render(request, "sites/widget_refused.html", {"message": message}, status=status)
     # The refusal holds nothing but its sentence, so the page that asked may show it.
     return _framed_by(response, [origin] if origin else [])
 
@@ -71,9 +71,7 @@ def widget_frame(request: HttpRequest, public_id: str) -> HttpResponse:
         return _refusal(request, "This chat isn't available.", status=404, origin=origin)
     if origin is not None and origin not in site.origins:
         logger.warning("widget_refused", reason="origin_not_allowed", site=site.public_id)
-        return _refusal(
-            request, f"This chat isn't enabled on {origin}.", status=403, origin=origin
-        )
+        return _refusal(request, f"This chat isn't enabled on {origin}.", status=403, origin=origin)
     response = render(
         request,
         "conversations/chat.html",
@@ -168,5 +166,5 @@ def widget_theme(request: HttpRequest, public_id: str) -> HttpResponse:
     accent, ink = "#2456d6", "#ffffff"
     if site is not None and HEX.match(site.accent_color) and HEX.match(site.accent_text_color):
         accent, ink = site.accent_color, site.accent_text_color
-    css = f":root {{ --accent: {accent}; --accent-ink: {ink}; --user: {accent}; --user-ink: {ink}; }}\n"
+    css = f":root {{ --accent: {accent}; --accent-ink: {ink}; --user: {accent}; }}\n"
     return HttpResponse(css, content_type="text/css")

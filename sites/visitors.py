@@ -16,7 +16,7 @@ from sites.models import Site
 
 MAX_AGE = 60 * 60 * 24 * 90
 SUBPROTOCOL = "actiondesk"
-TOKEN_SUBPROTOCOL_PREFIX = "actiondesk.visitor."
+TOKEN_SUBPROTOCOL_PREFIX = "actiondesk.visitor."  # noqa: S105 (a prefix, not a secret)
 MAX_TOKEN_CHARS = 300
 
 

@@ -12,7 +12,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.conf import settings
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Frame, Page, expect
+from playwright.sync_api import Browser, Frame, Page, ViewportSize, expect
 
 from conversations.identity import identity_token_sign
 from demo_shop.install import demo_install
@@ -21,14 +21,14 @@ from openapi_import.models import Operation
 from sites.models import Site
 from tests.browser.conftest import Console, Server
 from tests.browser.host_pages import HostPage, host_site
-from tests.browser.test_chat import continue_as, open_chat, send, started
+from tests.browser.test_chat import continue_as, open_chat, send
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LOG = "#chat-log"
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 AXE = Axe()
 
 
@@ -48,9 +48,7 @@ def demo(server: Server, django_user_model: type[User]) -> Any:
     return demo_install(base_url=server.url, reviewer=reviewer)
 
 
-def test_chat_page_is_accessible_and_keyboard_only(
-    page: Page, demo: Any, console: Console
-) -> None:
+def test_chat_page_is_accessible_and_keyboard_only(page: Page, demo: Any, console: Console) -> None:
     open_chat(page)
     assert serious_violations(page) == []
     log = page.locator(LOG)

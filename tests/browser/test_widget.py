@@ -109,9 +109,7 @@ def test_customer_chats_and_approves_on_the_businesss_page(
     assert console.errors == []
 
 
-def test_an_origin_not_on_the_list_is_refused(
-    page: Page, server: Server, console: Console
-) -> None:
+def test_an_origin_not_on_the_list_is_refused(page: Page, server: Server, console: Console) -> None:
     host = HostPage(server=server.url)
     site = make_site(["https://shop.example"])
     host.site = site.public_id

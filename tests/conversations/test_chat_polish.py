@@ -3,9 +3,10 @@ clarifications with the agents' display names as clickable options that answer."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from django.contrib.auth.models import User
 
 from conversations.agent.replies import summarize_result
 from conversations.agent.runtime import wait_idle
@@ -22,7 +23,11 @@ from tests.factories import StaffFactory
         ("getPayment", {"id": 8, "status": "failed"}, "Payment 8 has failed."),
         ("getPayout", {"id": 9, "status": "processing"}, "Payout 9 is being processed."),
         ("getOrder", {"number": 1042, "status": "paid"}, "Order 1042 is paid."),
-        ("getOrder", {"number": 1042, "status": "partially_refunded"}, "Order 1042 is partially refunded."),
+        (
+            "getOrder",
+            {"number": 1042, "status": "partially_refunded"},
+            "Order 1042 is partially refunded.",
+        ),
     ],
 )
 def test_statuses_read_as_sentences(operation: str, result: dict[str, Any], reply: str) -> None:
@@ -42,7 +47,7 @@ def test_an_action_that_happened_reads_as_such() -> None:
 def test_staff_appear_by_display_name_never_username(
     db: None, first: str, last: str, shown: str
 ) -> None:
-    user = StaffFactory(username="agent_x42", first_name=first, last_name=last)
+    user = cast(User, StaffFactory(username="agent_x42", first_name=first, last_name=last))
     assert public_name(user) == shown
     assert "agent_x42" not in public_name(user)
 

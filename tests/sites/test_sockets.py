@@ -112,7 +112,10 @@ async def test_a_sites_origin_is_accepted_for_its_own_conversations_only(
         name="Other", allowed_origins="https://other.example", public_id="other-site-id"
     )
     theirs = await Conversation.objects.acreate(visitor_id="widget-visitor", site=other)
-    for conversation_id, origin in ((theirs.pk, SHOP), (widget_conversation.pk, b"https://evil.example")):
+    for conversation_id, origin in (
+        (theirs.pk, SHOP),
+        (widget_conversation.pk, b"https://evil.example"),
+    ):
         ws, connected, _ = await open_socket(conversation_id, origin=origin, token=token)
         assert not connected
         await ws.disconnect()

@@ -46,7 +46,7 @@ def test_widget_script_is_served_to_other_origins(client: Client) -> None:
     assert response["Cross-Origin-Resource-Policy"] == "cross-origin"
     body = response.content.decode()
     # Nothing the host page's policy would block: no eval, no inline styles, no innerHTML.
-    for forbidden in ("eval(", "new Function", "innerHTML", "setAttribute(\"style\"", "<style"):
+    for forbidden in ("eval(", "new Function", "innerHTML", 'setAttribute("style"', "<style"):
         assert forbidden not in body
 
 
@@ -55,7 +55,10 @@ def test_frame_may_be_framed_by_the_sites_origins_only(client: Client, site: Sit
     assert response.status_code == 200
     policy = csp(response)
     assert policy["frame-ancestors"] == "https://shop.example http://localhost:8123"
-    assert policy["script-src"] == "'self'" and "unsafe-inline" not in response["Content-Security-Policy"]
+    assert (
+        policy["script-src"] == "'self'"
+        and "unsafe-inline" not in response["Content-Security-Policy"]
+    )
     assert "X-Frame-Options" not in response
     page = response.content.decode()
     assert f'data-site="{site.public_id}"' in page and 'data-ws-path=""' in page
@@ -72,7 +75,12 @@ def test_frame_may_be_framed_by_the_sites_origins_only(client: Client, site: Sit
     [
         ("unknown-site", "https://shop.example", 404, "This chat isn&#x27;t available."),
         ("DISABLED", "https://shop.example", 404, "This chat isn&#x27;t available."),
-        ("SITE", "https://evil.example", 403, "This chat isn&#x27;t enabled on https://evil.example."),
+        (
+            "SITE",
+            "https://evil.example",
+            403,
+            "This chat isn&#x27;t enabled on https://evil.example.",
+        ),
     ],
 )
 def test_unknown_disabled_site_or_origin_is_refused_clearly(
@@ -142,7 +150,9 @@ def test_a_token_that_is_not_this_sites_is_refused(client: Client, site: Site, k
     ("body", "status", "code"),
     [(b"{not json", 400, "malformed_json"), (b"[1]", 400, "bad_request")],
 )
-def test_bad_bodies_are_refused(client: Client, site: Site, body: bytes, status: int, code: str) -> None:
+def test_bad_bodies_are_refused(
+    client: Client, site: Site, body: bytes, status: int, code: str
+) -> None:
     response = client.post(
         f"/widget/{site.public_id}/start/", body, content_type="application/json"
     )
@@ -183,9 +193,10 @@ def test_signed_in_customer_finds_their_conversation_on_another_device(site: Sit
     # The laptop: a new visitor, the same signed-in customer.
     laptop = session(Client(), site, identity=site_identity(site)).json()["data"]
     assert laptop["conversation"]["id"] == conversation_id
-    assert visitor_token_read(site=site, token=laptop["visitor"]) == Conversation.objects.get(
-        pk=conversation_id
-    ).visitor_id
+    assert (
+        visitor_token_read(site=site, token=laptop["visitor"])
+        == Conversation.objects.get(pk=conversation_id).visitor_id
+    )
     # Someone else signed in on the laptop does not get it.
     other = session(Client(), site, identity=site_identity(site, "c-7", "ben@example.com"))
     assert other.json()["data"]["conversation"] is None
