@@ -5,6 +5,7 @@ service, shape the answer."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,36 +127,48 @@ def _site_or_error(public_id: str) -> Site:
     return site
 
 
+def _call(
+    request: HttpRequest,
+    public_id: str,
+    run: Callable[[Site, dict[str, Any]], WidgetSession],
+    *,
+    status: int = 200,
+) -> JsonResponse:
+    try:
+        site = _site_or_error(public_id)
+        session = run(site, _json_body(request))
+    except ApplicationError as exc:
+        return _error(exc)
+    return _answer(session, status=status)
+
+
 # No CSRF token: these calls carry no cookie of ours (the frame is third-party on the business's
 # page); the visitor token in the body is the credential, and a forged request has none.
 @csrf_exempt
 @require_POST
 def widget_session(request: HttpRequest, public_id: str) -> JsonResponse:
-    try:
-        site = _site_or_error(public_id)
-        body = _json_body(request)
-        session = widget_session_open(
+    return _call(
+        request,
+        public_id,
+        lambda site, body: widget_session_open(
             site=site, visitor_token=body.get("visitor"), identity_token=body.get("identity")
-        )
-    except ApplicationError as exc:
-        return _error(exc)
-    return _answer(session)
+        ),
+    )
 
 
 @csrf_exempt
 @require_POST
 def widget_start(request: HttpRequest, public_id: str) -> JsonResponse:
-    try:
-        site = _site_or_error(public_id)
-        body = _json_body(request)
-        session = widget_conversation_start(
+    return _call(
+        request,
+        public_id,
+        lambda site, body: widget_conversation_start(
             site=site,
             visitor_token=body.get("visitor"),
             identity_ticket=body.get("identity_ticket"),
-        )
-    except ApplicationError as exc:
-        return _error(exc)
-    return _answer(session, status=201)
+        ),
+        status=201,
+    )
 
 
 @require_GET

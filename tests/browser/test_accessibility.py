@@ -6,7 +6,6 @@ screenshots of docs/widget.md."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -14,14 +13,11 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Frame, Page, ViewportSize, expect
 
-from conversations.identity import identity_token_sign
-from demo_shop.install import demo_install
-from demo_shop.selectors import customers_for_emails
 from openapi_import.models import Operation
-from sites.models import Site
 from tests.browser.conftest import Console, Server
 from tests.browser.host_pages import HostPage, host_site
-from tests.browser.test_chat import continue_as, open_chat, send
+from tests.browser.test_chat import continue_as, demo, open_chat, send  # noqa: F401 (fixture)
+from tests.browser.test_widget import ana_signs_in, make_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -42,13 +38,8 @@ def serious_violations(target: Page | Frame) -> list[str]:
     ]
 
 
-@pytest.fixture
-def demo(server: Server, django_user_model: type[User]) -> Any:
-    reviewer = django_user_model.objects.create_superuser("reviewer", "r@example.test", "x")
-    return demo_install(base_url=server.url, reviewer=reviewer)
-
-
-def test_chat_page_is_accessible_and_keyboard_only(page: Page, demo: Any, console: Console) -> None:
+@pytest.mark.usefixtures("demo")
+def test_chat_page_is_accessible_and_keyboard_only(page: Page, console: Console) -> None:
     open_chat(page)
     assert serious_violations(page) == []
     log = page.locator(LOG)
@@ -90,19 +81,13 @@ def test_chat_page_is_accessible_and_keyboard_only(page: Page, demo: Any, consol
     assert console.errors == []
 
 
+@pytest.mark.usefixtures("demo")
 def test_widget_is_accessible_and_keyboard_only(
-    page: Page, server: Server, demo: Any, console: Console
+    page: Page, server: Server, console: Console
 ) -> None:
-    (ana,) = customers_for_emails(emails=["ana@example.com"])
     host = HostPage(server=server.url)
     with host_site(host) as port:
-        site = Site(name="Ana's Shop", allowed_origins=f"http://localhost:{port}")
-        site.full_clean()
-        site.save()
-        host.site = site.public_id
-        host.identity = lambda: identity_token_sign(
-            customer_id=str(ana.pk), email=ana.email, name=ana.name, secret=site.identity_secret
-        )
+        ana_signs_in(host, make_site([f"http://localhost:{port}"]))
         page.set_viewport_size(DESKTOP)
         page.goto(f"http://localhost:{port}/")
         launcher = page.locator("#actiondesk-launcher")
@@ -134,8 +119,9 @@ def test_widget_is_accessible_and_keyboard_only(
     assert console.errors == []
 
 
+@pytest.mark.usefixtures("demo")
 def test_admin_custom_pages_are_accessible(
-    browser: Browser, server: Server, demo: Any, django_user_model: type[User]
+    browser: Browser, server: Server, django_user_model: type[User]
 ) -> None:
     django_user_model.objects.create_superuser("root", "root@example.test", "pw-for-tests")
     context = browser.new_context(base_url=server.url)
@@ -148,9 +134,7 @@ def test_admin_custom_pages_are_accessible(
         expect(page.locator("#site-name")).to_be_visible()
         operation = Operation.objects.filter(operation_id="cancelOrder").first()
         assert operation is not None
-        site = Site(name="Ana's Shop", allowed_origins="https://shop.example")
-        site.full_clean()
-        site.save()
+        site = make_site(["https://shop.example"])
         pages = {
             "/admin/escalations/queue/": "#queue-status",
             f"/admin/openapi_import/operation/{operation.pk}/change/": "#operation_form",

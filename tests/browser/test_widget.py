@@ -7,26 +7,19 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from playwright.sync_api import FrameLocator, Page, expect
 
 from conversations.identity import identity_token_sign
 from conversations.models import Conversation
-from demo_shop.install import demo_install
 from demo_shop.selectors import customers_for_emails
 from sites.models import Site
 from tests.browser.conftest import Console, Server
 from tests.browser.host_pages import HostPage, host_site
+from tests.browser.test_chat import demo  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LOG = "#chat-log"
-
-
-@pytest.fixture
-def demo(server: Server, django_user_model: type[User]) -> Any:
-    reviewer = django_user_model.objects.create_superuser("reviewer", "r@example.test", "x")
-    return demo_install(base_url=server.url, reviewer=reviewer)
 
 
 def make_site(origins: list[str], **fields: Any) -> Site:
@@ -34,6 +27,15 @@ def make_site(origins: list[str], **fields: Any) -> Site:
     site.full_clean()
     site.save()
     return site
+
+
+def ana_signs_in(host: HostPage, site: Site) -> None:
+    """The host page names the site and signs Ana in, as the shop's server would."""
+    (ana,) = customers_for_emails(emails=["ana@example.com"])
+    host.site = site.public_id
+    host.identity = lambda: identity_token_sign(
+        customer_id=str(ana.pk), email=ana.email, name=ana.name, secret=site.identity_secret
+    )
 
 
 def open_widget(page: Page, url: str) -> FrameLocator:
@@ -51,18 +53,15 @@ def send(frame: FrameLocator, text: str) -> None:
     frame.locator("#chat-input").press("Enter")
 
 
+@pytest.mark.usefixtures("demo")
 def test_customer_chats_and_approves_on_the_businesss_page(
-    page: Page, server: Server, demo: Any, console: Console
+    page: Page, server: Server, console: Console
 ) -> None:
-    (ana,) = customers_for_emails(emails=["ana@example.com"])
     host = HostPage(server=server.url)
     with host_site(host) as port:
         site = make_site([f"http://localhost:{port}", f"http://127.0.0.1:{port}"],
                          accent_color="#0f5132", accent_text_color="#ffffff")  # fmt: skip
-        host.site = site.public_id
-        host.identity = lambda: identity_token_sign(
-            customer_id=str(ana.pk), email=ana.email, name=ana.name, secret=site.identity_secret
-        )
+        ana_signs_in(host, site)
         frame = open_widget(page, f"http://localhost:{port}/")
         launcher = page.locator("#actiondesk-launcher")
         expect(launcher).to_have_css("background-color", "rgb(15, 81, 50)")  # the site's colour

@@ -51,6 +51,13 @@ async def open_socket(
     return communicator, connected, detail
 
 
+async def accepted(conversation_id: object, **options: Any) -> bool:
+    """Whether the handshake is accepted (the socket is closed again at once)."""
+    ws, connected, _ = await open_socket(conversation_id, **options)
+    await ws.disconnect()
+    return connected
+
+
 async def test_the_frames_token_opens_its_conversation(
     site: Site, widget_conversation: Conversation
 ) -> None:
@@ -88,37 +95,25 @@ async def test_a_disabled_sites_conversations_are_closed(
     ws, connected, code = await open_socket(widget_conversation.pk, origin=OWN, token=token)
     assert not connected and code == 4403
     await ws.disconnect()
-    ws, connected, _ = await open_socket(widget_conversation.pk, origin=SHOP, token=token)
-    assert not connected
-    await ws.disconnect()
+    assert not await accepted(widget_conversation.pk, origin=SHOP, token=token)
 
 
 async def test_a_sites_origin_is_accepted_for_its_own_conversations_only(
     site: Site, widget_conversation: Conversation
 ) -> None:
     token = visitor_token_sign(site=site, visitor_id="widget-visitor")
-    ws, connected, _ = await open_socket(widget_conversation.pk, origin=SHOP, token=token)
-    assert connected
-    await ws.disconnect()
+    assert await accepted(widget_conversation.pk, origin=SHOP, token=token)
     # The chat page's conversation: the site's origin is refused before the consumer runs.
     page_conversation = await Conversation.objects.acreate(visitor_id="page-visitor")
-    ws, connected, _ = await open_socket(
-        page_conversation.pk, origin=SHOP, cookie_visitor="page-visitor"
-    )
-    assert not connected
-    await ws.disconnect()
+    assert not await accepted(page_conversation.pk, origin=SHOP, cookie_visitor="page-visitor")
+    assert await accepted(page_conversation.pk, origin=OWN, cookie_visitor="page-visitor")
     # Another site's conversation, and an origin no site lists.
     other = await Site.objects.acreate(
         name="Other", allowed_origins="https://other.example", public_id="other-site-id"
     )
     theirs = await Conversation.objects.acreate(visitor_id="widget-visitor", site=other)
-    for conversation_id, origin in (
-        (theirs.pk, SHOP),
-        (widget_conversation.pk, b"https://evil.example"),
-    ):
-        ws, connected, _ = await open_socket(conversation_id, origin=origin, token=token)
-        assert not connected
-        await ws.disconnect()
+    assert not await accepted(theirs.pk, origin=SHOP, token=token)
+    assert not await accepted(widget_conversation.pk, origin=b"https://evil.example", token=token)
     # And the other sockets never take a site's origin.
     ping = WebsocketCommunicator(application, "/ws/ping/", headers=[(b"origin", SHOP)])
     connected, _ = await ping.connect()
@@ -131,8 +126,8 @@ async def test_the_chat_pages_cookie_still_works(transactional_db: None) -> None
     ws, connected, subprotocol = await open_socket(
         conversation.pk, origin=OWN, cookie_visitor="page-visitor"
     )
-    assert connected and subprotocol is None
     await ws.disconnect()
+    assert connected and subprotocol is None
 
 
 async def test_identify_frame_needs_the_sites_secret(
