@@ -115,15 +115,15 @@ def _receive(conversation_id: str, content: str, client_id: str) -> tuple[Messag
 
 
 async def _message(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
-    from conversations.agent.runtime import db, schedule_turns
     from conversations.realtime import Outbox, message_frame
+    from conversations.turns.engine import schedule_turns, step
 
     client_id = _client_id(frame)
     content = validate_content(frame.get("content"))
     # One trip to the ORM thread: the rate check, the stored message and its frame. The frame
     # goes out with the turn's start (one channel-layer message for both).
     outbox = Outbox()
-    message, created = await db(_receive, atomic=True, flush=False, outbox=outbox)(
+    message, created = await step(_receive, atomic=True, flush=False, outbox=outbox)(
         consumer.conversation_id, content, client_id
     )
     if not created:
@@ -168,8 +168,8 @@ async def _escalate(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
 
 
 async def _approval(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
-    from conversations.agent.runtime import schedule_turns
     from conversations.interrupts import interrupt_decide_by_customer
+    from conversations.turns.engine import schedule_turns
 
     interrupt_id = frame.get("interrupt_id")
     decision = frame.get("decision")

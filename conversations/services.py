@@ -16,6 +16,7 @@ from django.utils import timezone
 from analytics.models import EventType
 from analytics.services import event_record
 from config.errors import ApplicationError, ErrorCode
+from conversations.handoff import handoff_receiver
 from conversations.models import Agent, Conversation, Message, StateTransition, Turn
 from conversations.realtime import broadcast_on_commit, message_frame
 
@@ -260,13 +261,7 @@ def handoff_request(
 def _open_escalation(
     conversation: Conversation, *, trigger: str, reason: str, actor: User | None
 ) -> None:
-    """The escalations app takes it from here (queue, packet, notifications)."""
-    import importlib
-
-    try:
-        escalation_services = importlib.import_module("escalations.services")
-    except ModuleNotFoundError:
-        return
-    opener = getattr(escalation_services, "escalation_open", None)
-    if opener is not None:
-        opener(conversation=conversation, trigger=trigger, reason=reason, actor=actor)
+    """Whoever takes hand-offs (the escalations app) takes it from here."""
+    receiver = handoff_receiver()
+    if receiver is not None:
+        receiver(conversation=conversation, trigger=trigger, reason=reason, actor=actor)
