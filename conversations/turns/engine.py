@@ -42,9 +42,9 @@ from conversations.models import Agent, Interrupt, Message, ToolCall, Turn
 from conversations.realtime import Outbox, collecting, send_frame
 from conversations.services import handoff_request
 from conversations.tools import ToolOutcome, without_credentials
-from conversations.turns import prompt, steps
+from conversations.turns import gate, prompt, steps
 from conversations.turns.plan import TurnErrorCode, TurnOutcome, TurnPlan, WorkKind
-from conversations.turns.setup import AgentSetup, approval_needed, setup_for, with_verifiers
+from conversations.turns.setup import AgentSetup, approval_needed, setup_for
 from openapi_import.models import Operation
 
 logger = structlog.get_logger(__name__)
@@ -113,12 +113,19 @@ async def _emit(conversation_id: str, frame: dict[str, Any], *, flush: bool = Tr
         await outbox.flush()
 
 
-def schedule_turns(conversation_id: str, outbox: Outbox | None = None) -> None:
+def schedule_turns(
+    conversation_id: str,
+    outbox: Outbox | None = None,
+    *,
+    token: str | None = None,
+    stamp: str | None = None,
+) -> None:
     """Start working on the conversation in the background (the web process's fast path).
     Frames already in ``outbox`` (the customer's message) go out with the turn's first
-    publish, or at once if another runner holds the conversation."""
+    publish, or at once if another runner holds the conversation. ``token``: the turn lock,
+    already taken for this work (``gate.admit``), with the agents' ``stamp`` read with it."""
     task = asyncio.get_running_loop().create_task(
-        process_conversation(str(conversation_id), outbox)
+        process_conversation(str(conversation_id), outbox, token=token, stamp=stamp)
     )
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
@@ -133,26 +140,35 @@ async def wait_idle() -> None:
 # --- The conversation's work, under its lock -------------------------------------------------
 
 
-async def process_conversation(conversation_id: str, outbox: Outbox | None = None) -> None:
-    token: str | None = None
+async def process_conversation(
+    conversation_id: str,
+    outbox: Outbox | None = None,
+    *,
+    token: str | None = None,
+    stamp: str | None = None,
+) -> None:
+    """Do the conversation's work while holding its lock (``token``, if the caller took it),
+    until there is none."""
     outbox = outbox or Outbox()
     context = _outbox.set(outbox)
     take = step(steps.work_take, flush=False, store_events=False)
     try:
-        token, work = await take(conversation_id=conversation_id)
+        token, work = await take(conversation_id=conversation_id, token=token, stamp=stamp)
         while token is not None and work is not None:
             await _do(conversation_id, work)
             # Letting go and looking again is also the check for the next item: work that
             # arrived meanwhile (its runner found the lock taken and left) is picked up here.
             more = await step(steps.work_release_then_look)(
-                conversation_id=conversation_id, token=token
+                conversation_id=conversation_id,
+                token=token,
+                look=work.kind != WorkKind.MESSAGE or work.more,
             )
             token = None
             if not more:
                 return
             token, work = await take(conversation_id=conversation_id)
         if token is not None:
-            await step(steps.turn_lock_release)(conversation_id=conversation_id, token=token)
+            await step(gate.lock_release)(conversation_id=conversation_id, token=token)
             token = None
     except Exception:
         logger.exception("conversation_processing_failed", conversation_id=conversation_id)
@@ -160,7 +176,7 @@ async def process_conversation(conversation_id: str, outbox: Outbox | None = Non
         if token is not None:
             # Failed or cancelled: never leave the lock to its timeout (the conversation
             # would be deaf for minutes). A cache call is quick enough to make here.
-            steps.turn_lock_release(conversation_id=conversation_id, token=token)
+            gate.lock_release(conversation_id=conversation_id, token=token)
         _outbox.reset(context)
         try:
             if outbox.events:
@@ -192,7 +208,7 @@ async def run_turn(
     prepared: steps.Prepared | None = None,
 ) -> None:
     if claimed is None:
-        claimed = await step(steps.turn_claim, atomic=True, flush=False, store_events=False)(
+        claimed, prepared = await step(steps.turn_claim, flush=False, store_events=False)(
             conversation_id=conversation_id, message=message
         )
     if claimed.over_budget:
@@ -208,9 +224,10 @@ async def run_turn(
     started = time.perf_counter()
     status: str = Turn.Status.COMPLETED
     error_code = ""
+    reply: steps.Reply | None = None
     try:
         async with asyncio.timeout(settings.TURN_TIMEOUT_SECONDS):
-            status = await _run_intents(conversation_id, turn, plan, prepared)
+            status, reply = await _run_intents(conversation_id, turn, plan, prepared)
     except LLMError as exc:
         status, error_code = Turn.Status.FAILED, TurnErrorCode.BACKEND_UNAVAILABLE
         turn.error_message = prompt.error_detail(exc)
@@ -235,9 +252,10 @@ async def run_turn(
             "please try again or ask for a human.",
         )
     turn.latency_ms = (time.perf_counter() - started) * 1000
-    # The reply (held back) and turn_end go out in one publish.
-    await step(steps.turn_finish, atomic=True, flush=False)(
-        turn=turn, plan=plan, status=status, error_code=error_code
+    # The last reply, the turn record and the turn's events in one transaction; the reply
+    # and turn_end go out in one publish.
+    await step(steps.turn_close, atomic=True, flush=False)(
+        turn=turn, plan=plan, status=status, error_code=error_code, reply=reply
     )
     await _emit(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
 
@@ -251,25 +269,43 @@ async def _say(
 
 
 async def _run_intents(
-    conversation_id: str, turn: Turn, plan: TurnPlan, prepared: steps.Prepared | None = None
-) -> str:
+    conversation_id: str,
+    turn: Turn,
+    plan: TurnPlan,
+    prepared: steps.Prepared | None = None,
+    reply: steps.Reply | None = None,
+) -> tuple[str, steps.Reply | None]:
     """Run the remaining intents in order; a write that waits pauses everything after it.
-    ``prepared`` is the first intent's routing, when it was done already."""
+    ``prepared`` is the first intent's routing, when it was done already. Returns the turn's
+    status and its last reply, which the caller stores with the turn's end; an earlier
+    intent's reply (``reply``, or one of the loop's) is stored before the next intent runs."""
     while not plan.done:
+        if reply is not None:
+            await _reply_store(conversation_id, turn, reply)
+            reply = None
         outcome = await _run_intent(conversation_id, turn, plan, prepared)
         prepared = None
+        if isinstance(outcome, steps.Reply):
+            reply, outcome = outcome, TurnOutcome.DONE
         if outcome == TurnOutcome.PAUSED:
             await step(steps.turn_pause)(conversation_id=conversation_id, turn=turn, plan=plan)
-            return Turn.Status.AWAITING_APPROVAL
+            return Turn.Status.AWAITING_APPROVAL, None
         plan.next_intent()
         if outcome == TurnOutcome.STOP:
             break
-    return Turn.Status.COMPLETED
+    return Turn.Status.COMPLETED, reply
+
+
+async def _reply_store(conversation_id: str, turn: Turn, reply: steps.Reply) -> None:
+    # The reply goes out with whatever the turn publishes next.
+    await step(steps.reply_store, flush=False, atomic=True, store_events=False)(
+        conversation_id=conversation_id, turn=turn, reply=reply
+    )
 
 
 async def _run_intent(
     conversation_id: str, turn: Turn, plan: TurnPlan, prepared: steps.Prepared | None = None
-) -> TurnOutcome:
+) -> TurnOutcome | steps.Reply:
     if prepared is None:
         prepared = await step(steps.intent_prepare, atomic=True, store_events=False)(
             conversation_id=conversation_id, turn=turn, intent=plan.current
@@ -282,40 +318,34 @@ async def _run_intent(
             reason="The customer asked for a human.",
         )
         return TurnOutcome.STOP
-    if decision.clarification or setup is None:
+    if decision.clarification or setup is None or prepared.offer is None:
         question = decision.clarification or "Could you tell me a bit more about what you need?"
         await step(steps.clarification_ask)(
             conversation_id=conversation_id, turn=turn, question=question, decision=decision
         )
         return TurnOutcome.DONE
     plan.agent_id = setup.agent.pk
-    return await _agent_loop(conversation_id, turn, plan, setup, prepared.messages)
+    return await _agent_loop(conversation_id, turn, plan, prepared.offer)
 
 
 async def _agent_loop(
-    conversation_id: str,
-    turn: Turn,
-    plan: TurnPlan,
-    setup: AgentSetup,
-    messages: list[ChatMessage],
-) -> TurnOutcome:
-    """Model calls until the model answers in words, a call waits for a decision, or a
-    budget or a failure ends the intent."""
+    conversation_id: str, turn: Turn, plan: TurnPlan, offer: steps.Offer
+) -> TurnOutcome | steps.Reply:
+    """Model calls until the model answers in words (the reply, returned to be stored), a
+    call waits for a decision, or a budget or a failure ends the intent."""
     registry = get_registry()
+    setup, verified = offer.setup, offer.verified
+    tools, messages = offer.tools, offer.messages
     agent = setup.agent
     backend = agent.backend or None
-    verified = await step(steps.is_verified)(conversation_id=conversation_id)
-    if not verified:
-        setup = await step(with_verifiers)(setup)
-    tools_offered = step(steps.tools_offered)
-    offer, messages = await tools_offered(setup=setup, messages=messages, verified=verified)
-    if await step(steps.verification_offer_first)(
-        conversation_id=conversation_id,
-        turn=turn,
-        setup=setup,
-        messages=messages,
-        verified=verified,
-    ):
+    if offer.refuse is not None:
+        await step(steps.unverified_refuse)(
+            conversation_id=conversation_id,
+            turn=turn,
+            setup=setup,
+            operation=offer.refuse,
+            arguments=None,
+        )
         return TurnOutcome.DONE
     while True:
         if turn.model_calls >= settings.TURN_MAX_MODEL_CALLS:
@@ -333,19 +363,11 @@ async def _agent_loop(
             )
             return TurnOutcome.STOP
         completion = await _stream_completion(
-            conversation_id, turn, registry, messages, offer, backend
+            conversation_id, turn, registry, messages, tools, backend
         )
         if not completion.tool_calls:
             text = completion.text.strip() or "I'm not sure how to help with that."
-            # The reply goes out with the turn's end, in one publish.
-            await step(steps.reply_store, flush=False, atomic=True, store_events=False)(
-                conversation_id=conversation_id,
-                turn=turn,
-                completion=completion,
-                text=text,
-                agent=agent,
-            )
-            return TurnOutcome.DONE
+            return steps.Reply(completion, text, agent)
         await step(steps.model_called)(
             conversation_id=conversation_id, turn=turn, completion=completion
         )
@@ -380,12 +402,11 @@ async def _agent_loop(
                 return TurnOutcome.DONE
             result = await _tool_call(conversation_id, turn, plan, setup, call.name, call.arguments)
             if operation is not None and steps.verification_confirms(operation):
-                newly = await step(steps.is_verified)(conversation_id=conversation_id)
-                if newly != verified:
-                    verified = newly
-                    offer, messages = await tools_offered(
-                        setup=setup, messages=messages, verified=verified
-                    )
+                again = await step(steps.offer_get)(
+                    conversation_id=conversation_id, setup=setup, messages=messages
+                )
+                if again.verified != verified:
+                    verified, tools, messages = again.verified, again.tools, again.messages
             if result is None:
                 # Waits for a decision: keep the model conversation so the turn resumes later,
                 # in this process or another.
@@ -565,11 +586,12 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
     await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
     status: str = Turn.Status.COMPLETED
     error_code = ""
+    reply: steps.Reply | None = None
     try:
         async with asyncio.timeout(settings.TURN_TIMEOUT_SECONDS):
             await step(steps.conversation_unpause)(conversation_id=conversation_id)
             if interrupt.status == Interrupt.Status.APPROVED:
-                status = await _continue_approved(conversation_id, turn, plan, interrupt)
+                status, reply = await _continue_approved(conversation_id, turn, plan, interrupt)
             else:
                 await step(steps.rest_skip)(
                     conversation_id=conversation_id, turn=turn, plan=plan, interrupt=interrupt
@@ -588,26 +610,28 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
             Message.Role.SYSTEM,
             "Sorry, something went wrong on our side while finishing that.",
         )
-    await step(steps.turn_finish)(turn=turn, plan=plan, status=status, error_code=error_code)
+    await step(steps.turn_close, atomic=True)(
+        turn=turn, plan=plan, status=status, error_code=error_code, reply=reply
+    )
     await _emit(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
 
 
 async def _continue_approved(
     conversation_id: str, turn: Turn, plan: TurnPlan, interrupt: Interrupt
-) -> str:
+) -> tuple[str, steps.Reply | None]:
     operation = interrupt.operation
     call = await step(steps.tool_call_get)(call_id=interrupt.tool_call_id)
     if operation is None:
         await _say(
             conversation_id, turn, Message.Role.SYSTEM, "That action is no longer available."
         )
-        return Turn.Status.COMPLETED
+        return Turn.Status.COMPLETED, None
     result = await _execute(conversation_id, turn, plan, call, operation)
     failed, plan.tool_failed = plan.tool_failed, None
     if await step(steps.conversation_is_silent)(conversation_id=conversation_id):
         # Staff approved it while a human holds the conversation: the call runs, the AI keeps
         # quiet and the human reads the result.
-        return Turn.Status.COMPLETED
+        return Turn.Status.COMPLETED, None
     setup = await step(setup_for)(plan.agent_id)
     messages = prompt.messages_load(plan.messages)
     pending_id, plan.pending_call_id = plan.pending_call_id, None
@@ -619,16 +643,22 @@ async def _continue_approved(
         )
     )
     if plan.escalate:
-        return Turn.Status.COMPLETED
+        return Turn.Status.COMPLETED, None
     if failed:
         return await _run_remaining(conversation_id, turn, plan)
-    outcome = await _agent_loop(conversation_id, turn, plan, setup, messages)
+    offer = await step(steps.offer_get)(
+        conversation_id=conversation_id, setup=setup, messages=messages
+    )
+    outcome = await _agent_loop(conversation_id, turn, plan, offer)
     if outcome == TurnOutcome.PAUSED:
         await step(steps.turn_pause)(conversation_id=conversation_id, turn=turn, plan=plan)
-        return Turn.Status.AWAITING_APPROVAL
-    return await _run_remaining(conversation_id, turn, plan)
+        return Turn.Status.AWAITING_APPROVAL, None
+    reply = outcome if isinstance(outcome, steps.Reply) else None
+    return await _run_remaining(conversation_id, turn, plan, reply)
 
 
-async def _run_remaining(conversation_id: str, turn: Turn, plan: TurnPlan) -> str:
+async def _run_remaining(
+    conversation_id: str, turn: Turn, plan: TurnPlan, reply: steps.Reply | None = None
+) -> tuple[str, steps.Reply | None]:
     plan.next_intent()
-    return await _run_intents(conversation_id, turn, plan)
+    return await _run_intents(conversation_id, turn, plan, reply=reply)

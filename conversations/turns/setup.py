@@ -56,13 +56,15 @@ def setup_of(agent: Agent) -> AgentSetup:
 _agents_cached: tuple[str, float, list[AgentSetup]] | None = None
 
 
-def agents_loaded() -> list[AgentSetup]:
+def agents_loaded(stamp: str | None = None) -> list[AgentSetup]:
     """The enabled agents with their tools. Loading them (agents, operations, specs) was a
     tenth of a chat turn's cost, so a process keeps them while the ``agent_tools`` stamp it
     read before loading is current (bumped on every change, ``conversations.signals``), and
-    at most ``AGENT_CACHE_SECONDS`` for writes that bypass both (raw SQL)."""
+    at most ``AGENT_CACHE_SECONDS`` for writes that bypass both (raw SQL). ``stamp``: the
+    stamp, when the caller has just read it (``gate.admit``)."""
     global _agents_cached
-    stamp = versions.current(versions.AGENT_TOOLS)
+    if stamp is None:
+        stamp = versions.current(versions.AGENT_TOOLS)
     now = time.monotonic()
     cached = _agents_cached
     if stamp is not None and cached is not None and cached[0] == stamp and cached[1] > now:
@@ -81,8 +83,10 @@ def setup_for(agent_id: int | None) -> AgentSetup | None:
     return setup_of(agent) if agent is not None else None
 
 
-def intent_route(text: str, context: dict[str, Any]) -> tuple[AgentSetup | None, RouteDecision]:
-    setups = agents_loaded()
+def intent_route(
+    text: str, context: dict[str, Any], setups: list[AgentSetup]
+) -> tuple[AgentSetup | None, RouteDecision]:
+    """The agent for ``text`` among ``setups`` (``agents_loaded()``), and the router's say."""
     profiles = [
         AgentProfile(
             name=s.agent.slug,
@@ -113,12 +117,12 @@ def _read_only(setup: AgentSetup) -> AgentSetup:
     return AgentSetup(agent, [t for t in setup.tools if t.name in operations], operations)
 
 
-def with_verifiers(setup: AgentSetup) -> AgentSetup:
+def with_verifiers(setup: AgentSetup, setups: list[AgentSetup]) -> AgentSetup:
     """An unverified customer can verify whichever agent they talk to: the verification
     operations (of any enabled agent) join this agent's tools."""
     extra = {
         name: op
-        for s in agents_loaded()
+        for s in setups
         for name, op in s.operations.items()
         if policy.is_verifier(op) and name not in setup.operations
     }
@@ -131,10 +135,10 @@ def with_verifiers(setup: AgentSetup) -> AgentSetup:
     )
 
 
-def can_verify_in_chat() -> bool:
+def can_verify_in_chat(setups: list[AgentSetup]) -> bool:
     return any(
         op.identity_role == IdentityRole.VERIFY_START
-        for s in agents_loaded()
+        for s in setups
         for op in s.operations.values()
     )
 

@@ -10,15 +10,14 @@ step wrapper.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from analytics.models import EventType
@@ -62,16 +61,21 @@ from conversations.services import (
     message_append,
 )
 from conversations.tools import ToolOutcome, without_credentials
-from conversations.turns import prompt
+from conversations.turns import gate, prompt
 from conversations.turns.plan import TurnErrorCode, TurnPlan, WorkKind
-from conversations.turns.setup import AgentSetup, can_verify_in_chat, intent_route
+from conversations.turns.setup import (
+    AgentSetup,
+    agents_loaded,
+    can_verify_in_chat,
+    intent_route,
+    with_verifiers,
+)
 from openapi_import.models import AccessType, IdentityRole, Operation
 
 logger = structlog.get_logger(__name__)
 
 State = Conversation.State
 HISTORY_MESSAGES = 20
-LOCK_SECONDS = 300
 
 
 @dataclass
@@ -85,12 +89,35 @@ class Claimed:
 
 
 @dataclass
+class Offer:
+    """What the model is offered for an intent: the agent (with the verification tools for an
+    unverified customer), the tools this customer may use, the messages (with the note on the
+    held-back ones), and the held-back operation the request aims at, if any."""
+
+    setup: AgentSetup
+    tools: list[ToolSpec]
+    messages: list[ChatMessage]
+    verified: bool
+    refuse: Operation | None = None
+
+
+@dataclass
 class Prepared:
-    """An intent routed: the chosen agent, the router's decision, the model's messages."""
+    """An intent routed: the chosen agent, the router's decision, and what the model is
+    offered (none when the intent escalates, asks back or found no agent)."""
 
     setup: AgentSetup | None
     decision: RouteDecision
-    messages: list[ChatMessage] = field(default_factory=list)
+    offer: Offer | None = None
+
+
+@dataclass
+class Reply:
+    """The model's answer to an intent, stored with the turn's end when it is the last."""
+
+    completion: Completion
+    text: str
+    agent: Agent
 
 
 @dataclass
@@ -102,21 +129,11 @@ class Work:
     # A message's turn, claimed in the trip that found it, and its first intent prepared.
     claimed: Claimed | None = None
     prepared: Prepared | None = None
+    # More is known to wait (another message): look again after this work.
+    more: bool = False
 
 
 # --- Locking and finding work ----------------------------------------------------------------
-
-
-def turn_lock_acquire(*, conversation_id: str) -> str | None:
-    """The conversation's lock (a cache key, so shared across processes), or None if held."""
-    token = secrets.token_hex(8)
-    return token if cache.add(f"turnlock:{conversation_id}", token, LOCK_SECONDS) else None
-
-
-def turn_lock_release(*, conversation_id: str, token: str) -> None:
-    key = f"turnlock:{conversation_id}"
-    if cache.get(key) == token:
-        cache.delete(key)
 
 
 def work_next(*, conversation_id: str) -> Work | None:
@@ -153,38 +170,133 @@ def work_next(*, conversation_id: str) -> Work | None:
     return None
 
 
-def work_take(*, conversation_id: str) -> tuple[str | None, Work | None]:
-    """Take the lock and the next work. For a message, the common case, its turn is claimed
-    and its first intent routed in the same trip (``run_turn`` would otherwise make two more)."""
-    token = turn_lock_acquire(conversation_id=conversation_id)
+def work_take(
+    *, conversation_id: str, token: str | None = None, stamp: str | None = None
+) -> tuple[str | None, Work | None]:
+    """Take the lock (unless ``token`` says it is held already: the socket that stored the
+    message took it) and the next work. For a message, the common case, one transaction
+    reads it with its conversation, routes its first intent, claims its turn and reads the
+    history (four statements; ``run_turn`` would otherwise make more trips). ``stamp`` is the
+    agents' version stamp, when read in the same trip as the lock."""
+    if token is None:
+        token = gate.lock_acquire(conversation_id=conversation_id)
     if token is None:
         return None, None
-    work = work_next(conversation_id=conversation_id)
-    if work is not None and work.kind == WorkKind.MESSAGE:
-        assert work.message is not None
+    try:
         with transaction.atomic():
-            work.claimed = turn_claim(conversation_id=conversation_id, message=work.message)
-        turn, plan = work.claimed.turn, work.claimed.plan
-        if turn is not None and plan is not None:
-            try:
-                with transaction.atomic():
-                    # The claim has just read the conversation: route with its context.
-                    work.prepared = intent_prepare(
-                        conversation_id=conversation_id,
-                        turn=turn,
-                        intent=plan.current,
-                        context=turn.conversation.context,
-                    )
-            except Exception:
-                # Leave it to run_turn, whose failure handling tells the customer.
-                logger.warning("intent_prepare_deferred", exc_info=True)
-    return token, work
+            message = _waiting_message(conversation_id)
+            if message is not None:
+                claimed, prepared = _turn_claim_routed(message, stamp)
+    except IntegrityError:
+        # Another runner claimed this message's turn (the insert rolled back with the read).
+        return token, None
+    if message is None:
+        # A decided interrupt, a paused state to recover, or nothing: the general look.
+        return token, work_next(conversation_id=conversation_id)
+    return token, Work(
+        WorkKind.MESSAGE,
+        message=message,
+        claimed=claimed,
+        prepared=prepared,
+        more=bool(getattr(message, "later", False)),
+    )
 
 
-def work_release_then_look(*, conversation_id: str, token: str) -> bool:
-    """Let go of the lock, then look again: work that arrived while we held it (whose runner
-    found the lock taken and left) must not wait for the next message."""
-    turn_lock_release(conversation_id=conversation_id, token=token)
+def _waiting_message(conversation_id: str) -> Message | None:
+    """The first customer message no turn has taken, with its conversation, unless a call
+    waits for a decision (then ``work_next`` sorts it out)."""
+    unsettled = Interrupt.objects.filter(
+        conversation_id=OuterRef("conversation_id"), tool_call__status=ToolCall.Status.PENDING
+    )
+    waiting = Message.objects.filter(
+        role=Message.Role.USER, kind=Message.Kind.MESSAGE, turn_started__isnull=True
+    )
+    later = waiting.filter(conversation_id=OuterRef("conversation_id"), seq__gt=OuterRef("seq"))
+    message = (
+        waiting.select_related("conversation")
+        .filter(conversation_id=conversation_id)
+        .annotate(unsettled=Exists(unsettled), later=Exists(later))
+        .order_by("seq")
+        .first()
+    )
+    if message is None or message.unsettled:
+        return None
+    return message
+
+
+def _turn_claim_routed(
+    message: Message, stamp: str | None = None
+) -> tuple[Claimed, Prepared | None]:
+    """Claim ``message``'s turn with its first intent routed: the turn is inserted with its
+    agent (the unique user message makes the claim exactly-once: a second runner's insert
+    fails), the conversation's turn count, agent and spent question set in one update, and
+    the history read. Call inside a transaction."""
+    conversation = message.conversation
+    plan = TurnPlan(intents=split_intents(message.content) or [message.content])
+    turn = Turn(conversation=conversation, user_message=message, plan=plan.to_json())
+    silent = conversation.state in AI_SILENT_STATES
+    over_budget = conversation.turn_count + 1 > settings.CONVERSATION_MAX_TURNS
+    setups: list[AgentSetup] = []
+    setup: AgentSetup | None = None
+    decision: RouteDecision | None = None
+    if silent or over_budget:
+        turn.status = Turn.Status.SKIPPED if silent else Turn.Status.FAILED
+        turn.error_code = "" if silent else TurnErrorCode.BUDGET_EXCEEDED
+        turn.finished_at = timezone.now()
+    else:
+        try:
+            setups = agents_loaded(stamp)
+            setup, decision = intent_route(plan.current, conversation.context, setups)
+        except Exception:
+            # Leave it to run_turn, whose failure handling tells the customer.
+            logger.warning("intent_prepare_deferred", exc_info=True)
+    chosen = (
+        setup
+        if setup is not None
+        and decision is not None
+        and not (decision.escalate or decision.clarification)
+        else None
+    )
+    updates: dict[str, Any] = {"turn_count": F("turn_count") + 1}
+    context = conversation.context
+    if decision is not None and "asked" in context:
+        # This message answered the agent's question or passed it over: either way the
+        # question is spent (a new one is kept by the reply).
+        context = {key: value for key, value in context.items() if key != "asked"}
+        updates["context"] = context
+    if chosen is not None:
+        turn.agent = chosen.agent
+        updates["current_agent"] = chosen.agent
+    turn.save(force_insert=True)
+    Conversation.objects.filter(pk=conversation.pk).update(**updates)
+    conversation.context = context
+    conversation.turn_count += 1
+    if silent:
+        return Claimed(None), None
+    if over_budget:
+        _turn_event(turn)
+        return Claimed(None, over_budget=True), None
+    flags = detect_injection(message.content)
+    if flags:
+        injection_flag(conversation_id=str(conversation.pk), source="user", flags=flags)
+    if decision is None:
+        return Claimed(turn, plan), None
+    if chosen is None:
+        return Claimed(turn, plan), Prepared(setup, decision)
+    conversation.current_agent = chosen.agent
+    _agent_event(str(conversation.pk), chosen.agent, decision)
+    history = _history(str(conversation.pk), chosen.agent, plan.current, turn)
+    offer = _offer(setups, chosen, history, verified=conversation.is_verified)
+    return Claimed(turn, plan), Prepared(chosen, decision, offer)
+
+
+def work_release_then_look(*, conversation_id: str, token: str, look: bool = True) -> bool:
+    """Let go of the lock, then look for more work: when ``look`` (the work done may have
+    unblocked more, or more was known to wait) or another runner came by while we held the
+    lock (its wake flag): work that arrived meanwhile must not wait for the next message."""
+    woken = gate.lock_release(conversation_id=conversation_id, token=token)
+    if not (look or woken):
+        return False
     summary = conversation_work_summary(conversation_id=conversation_id)
     if summary.unsettled_interrupts:
         # Decided, or blocked by a pending one.
@@ -199,39 +311,23 @@ def events_store() -> None:
 # --- A turn ----------------------------------------------------------------------------------
 
 
-def turn_claim(*, conversation_id: str, message: Message) -> Claimed:
-    """The turn for ``message``, or none when another runner took it or the AI must stay
-    silent; ``over_budget`` says the conversation ran out of turns (the caller hands it over,
-    outside this step's transaction: a handoff may call a model)."""
-    conversation = Conversation.objects.get(pk=conversation_id)
+def turn_claim(*, conversation_id: str, message: Message) -> tuple[Claimed, Prepared | None]:
+    """The turn for ``message`` (none when another runner took it or the AI must stay
+    silent), with its first intent routed; ``over_budget`` says the conversation ran out of
+    turns (the caller hands it over, outside this step's transaction: a handoff may call a
+    model). ``work_take`` does the same in the trip that finds the message."""
     try:
         with transaction.atomic():
-            turn = Turn.objects.create(conversation=conversation, user_message=message)
+            fresh = Message.objects.select_related("conversation").get(
+                pk=message.pk, conversation_id=conversation_id
+            )
+            return _turn_claim_routed(fresh)
     except IntegrityError:
-        return Claimed(None)  # another runner took this message
-    Conversation.objects.filter(pk=conversation_id).update(turn_count=F("turn_count") + 1)
-    if conversation.state in AI_SILENT_STATES:
-        turn.status = Turn.Status.SKIPPED
-        turn.finished_at = timezone.now()
-        turn.save(update_fields=["status", "finished_at"])
-        return Claimed(None)
-    plan = TurnPlan(intents=split_intents(message.content) or [message.content])
-    if conversation.turn_count + 1 > settings.CONVERSATION_MAX_TURNS:
-        turn_finish(
-            turn=turn,
-            plan=plan,
-            status=Turn.Status.FAILED,
-            error_code=TurnErrorCode.BUDGET_EXCEEDED,
-        )
-        return Claimed(None, over_budget=True)
-    flags = detect_injection(message.content)
-    if flags:
-        injection_flag(conversation_id=conversation_id, source="user", flags=flags)
-    return Claimed(turn, plan)
+        return Claimed(None), None  # another runner took this message
 
 
 def turn_loaded(*, turn_id: int) -> tuple[Turn, TurnPlan]:
-    turn = Turn.objects.select_related("user_message").get(pk=turn_id)
+    turn = Turn.objects.select_related("user_message", "conversation").get(pk=turn_id)
     return turn, TurnPlan.from_json(turn.plan)
 
 
@@ -260,10 +356,26 @@ def turn_finish(*, turn: Turn, plan: TurnPlan, status: str, error_code: str = ""
     turn.finished_at = timezone.now()
     turn.error_code = error_code
     turn.save(update_fields=[*_FINISH_FIELDS])
+    _turn_event(turn)
+
+
+def turn_close(
+    *, turn: Turn, plan: TurnPlan, status: str, error_code: str = "", reply: Reply | None = None
+) -> None:
+    """The turn's last write: its final reply, if it has one, and the turn record (with its
+    events: one transaction, four statements)."""
+    if reply is not None:
+        reply_store(conversation_id=str(turn.conversation_id), turn=turn, reply=reply)
+    turn_finish(turn=turn, plan=plan, status=status, error_code=error_code)
+
+
+def _turn_event(turn: Turn) -> None:
     event_record(
-        type=EventType.TURN_COMPLETED if status == Turn.Status.COMPLETED else EventType.TURN_FAILED,
+        type=EventType.TURN_COMPLETED
+        if turn.status == Turn.Status.COMPLETED
+        else EventType.TURN_FAILED,
         conversation_id=turn.conversation_id,
-        outcome=error_code or status,
+        outcome=turn.error_code or turn.status,
         latency_ms=turn.latency_ms,
         data={"turn_id": turn.pk, "first_token_ms": turn.first_token_ms},
     )
@@ -286,6 +398,7 @@ def message_say(
     role: str,
     content: str,
     agent: Agent | None = None,
+    conversation_context: dict[str, Any] | None = None,
 ) -> Message:
     payload: dict[str, Any] = {"frame": {"turn_id": turn.pk}} if turn else {}
     if agent is not None:
@@ -297,6 +410,7 @@ def message_say(
         turn=turn,
         agent=agent,
         payload=payload,
+        conversation_context=conversation_context,
     )
     event_record(
         type=EventType.MESSAGE_SENT,
@@ -332,6 +446,7 @@ def backends_down(*, conversation_id: str, turn: Turn, error: LLMError) -> None:
         )
     context["backend_failures"] = context.get("backend_failures", 0) + 1
     conversation_context_update(conversation_id=conversation_id, context=context)
+    turn.conversation.context = context
 
 
 def injection_flag(*, conversation_id: str, source: str, flags: list[str]) -> None:
@@ -350,30 +465,30 @@ def injection_flag(*, conversation_id: str, source: str, flags: list[str]) -> No
 # --- One intent: route, then the model -------------------------------------------------------
 
 
-def _context_of(conversation_id: str) -> dict[str, Any]:
-    context: dict[str, Any] = Conversation.objects.filter(pk=conversation_id).values_list(
-        "context", flat=True
-    )[0]
-    return context
-
-
-def intent_prepare(
-    *, conversation_id: str, turn: Turn, intent: str, context: dict[str, Any] | None = None
-) -> Prepared:
-    """Route, record the choice and build the model's messages: one trip to the database.
-    ``context`` is the conversation's, when the caller has just read it."""
-    if context is None:
-        context = _context_of(conversation_id)
-    setup, decision = intent_route(intent, context)
-    if "asked" in context:
+def intent_prepare(*, conversation_id: str, turn: Turn, intent: str) -> Prepared:
+    """Route an intent after the first, record the choice and build what the model is
+    offered: one trip to the database."""
+    conversation = Conversation.objects.get(pk=conversation_id)
+    setups = agents_loaded()
+    setup, decision = intent_route(intent, conversation.context, setups)
+    if "asked" in conversation.context:
         # This message answered the agent's question or passed it over: either way the question
-        # is spent (a new one is kept by _question_remember).
-        rest = {key: value for key, value in context.items() if key != "asked"}
+        # is spent (a new one is kept by the reply).
+        rest = {key: value for key, value in conversation.context.items() if key != "asked"}
         conversation_context_update(conversation_id=conversation_id, context=rest)
+        conversation.context = rest
+    turn.conversation.context = conversation.context
     if setup is None or decision.escalate or decision.clarification:
         return Prepared(setup, decision)
-    _agent_select(conversation_id, turn, setup.agent, decision)
-    return Prepared(setup, decision, _history(conversation_id, setup.agent, intent, turn))
+    Conversation.objects.filter(pk=conversation_id).update(current_agent=setup.agent)
+    if turn.agent_id is None:
+        Turn.objects.filter(pk=turn.pk).update(agent=setup.agent)
+        turn.agent = setup.agent
+    _agent_event(conversation_id, setup.agent, decision)
+    history = _history(conversation_id, setup.agent, intent, turn)
+    return Prepared(
+        setup, decision, _offer(setups, setup, history, verified=conversation.is_verified)
+    )
 
 
 def _history(conversation_id: str, agent: Agent, intent: str, turn: Turn) -> list[ChatMessage]:
@@ -390,11 +505,7 @@ def _history(conversation_id: str, agent: Agent, intent: str, turn: Turn) -> lis
     return prompt.history_messages(agent, reversed(recent), intent)
 
 
-def _agent_select(conversation_id: str, turn: Turn, agent: Agent, decision: RouteDecision) -> None:
-    Conversation.objects.filter(pk=conversation_id).update(current_agent=agent)
-    if turn.agent_id is None:
-        Turn.objects.filter(pk=turn.pk).update(agent=agent)
-        turn.agent = agent
+def _agent_event(conversation_id: str, agent: Agent, decision: RouteDecision) -> None:
     event_record(
         type=EventType.AGENT_SELECTED,
         conversation_id=conversation_id,
@@ -425,36 +536,30 @@ def clarification_ask(
     )
 
 
-def reply_store(
-    *, conversation_id: str, turn: Turn, completion: Completion, text: str, agent: Agent
-) -> None:
-    """The model's answer. The turn's counters are stored by ``turn_finish``, which follows."""
-    model_called(conversation_id=conversation_id, turn=turn, completion=completion, store=False)
+def reply_store(*, conversation_id: str, turn: Turn, reply: Reply) -> None:
+    """The model's answer. The turn's counters are stored by ``turn_finish``, which follows
+    (in the same step when it is the turn's last reply). ``context["asked"]``: the agent that
+    just asked the customer something, and what for when the backend says (operation,
+    argument, known arguments), so the answer ("it arrived broken") is routed back to it; any
+    other reply forgets it. Set in the statement that stores the reply."""
+    model_called(
+        conversation_id=conversation_id, turn=turn, completion=reply.completion, store=False
+    )
+    current = dict(turn.conversation.context)
+    if reply.text.rstrip().endswith("?"):
+        current["asked"] = {**(reply.completion.asked or {}), "agent": reply.agent.slug}
+    elif "asked" in current:
+        del current["asked"]
+    changed = current != turn.conversation.context
     message_say(
         conversation_id=conversation_id,
         turn=turn,
         role=Message.Role.ASSISTANT,
-        content=text,
-        agent=agent,
+        content=reply.text,
+        agent=reply.agent,
+        conversation_context=current if changed else None,
     )
-    _question_remember(conversation_id, agent, completion, text)
-
-
-def _question_remember(
-    conversation_id: str, agent: Agent, completion: Completion, text: str
-) -> None:
-    """``context["asked"]``: the agent that just asked the customer something, and what for
-    when the backend says (operation, argument, known arguments), so the answer ("it arrived
-    broken") is routed back to it; any other reply forgets it."""
-    context = Conversation.objects.filter(pk=conversation_id).values_list("context", flat=True)
-    current = dict(context.first() or {})
-    if text.rstrip().endswith("?"):
-        current["asked"] = {**(completion.asked or {}), "agent": agent.slug}
-    elif "asked" in current:
-        del current["asked"]
-    else:
-        return
-    conversation_context_update(conversation_id=conversation_id, context=current)
+    turn.conversation.context = current
 
 
 def model_called(
@@ -511,49 +616,41 @@ def identity_get(*, conversation_id: str) -> Identity | None:
     return identity_of(Conversation.objects.get(pk=conversation_id))
 
 
-def is_verified(*, conversation_id: str) -> bool:
-    return identity_get(conversation_id=conversation_id) is not None
+def offer_get(*, conversation_id: str, setup: AgentSetup, messages: list[ChatMessage]) -> Offer:
+    """What the model is offered now (after a verification step, or on resuming a turn)."""
+    conversation = Conversation.objects.get(pk=conversation_id)
+    return _offer(agents_loaded(), setup, messages, verified=conversation.is_verified)
 
 
-def tools_offered(
-    *, setup: AgentSetup, messages: list[ChatMessage], verified: bool
-) -> tuple[list[ToolSpec], list[ChatMessage]]:
-    """The tools this customer may use, and the messages saying why the others are missing."""
-    return prompt.offered(
+def _offer(
+    setups: list[AgentSetup], setup: AgentSetup, messages: list[ChatMessage], *, verified: bool
+) -> Offer:
+    if not verified:
+        setup = with_verifiers(setup, setups)
+    tools, messages = prompt.offered(
         setup.tools,
         messages,
         available=setup.available(verified=verified),
-        can_verify_in_chat=can_verify_in_chat(),
+        can_verify_in_chat=can_verify_in_chat(setups),
     )
+    return Offer(setup, tools, messages, verified, _held_back_asked(setup, messages, verified))
 
 
-def verification_offer_first(
-    *,
-    conversation_id: str,
-    turn: Turn,
-    setup: AgentSetup,
-    messages: list[ChatMessage],
-    verified: bool,
-) -> bool:
-    """For an anonymous visitor whose request aims at a held-back operation: answer with the
-    verification offer before any model call (the offline backend never sees that tool, and a
-    real model need not guess)."""
+def _held_back_asked(
+    setup: AgentSetup, messages: list[ChatMessage], verified: bool
+) -> Operation | None:
+    """For an anonymous visitor whose request aims at a held-back operation: that operation,
+    so the verification offer is the answer, before any model call (the offline backend never
+    sees that tool, and a real model need not guess)."""
     if verified or not messages or messages[-1].role != "user":
-        return False
+        return None
     held = set(setup.operations) - setup.available(verified=False)
     if not held:
-        return False
+        return None
     ranked = rank_tools(messages[-1].content or "", setup.tools)
     if not ranked or ranked[0].score < TOOL_THRESHOLD or ranked[0].name not in held:
-        return False
-    unverified_refuse(
-        conversation_id=conversation_id,
-        turn=turn,
-        setup=setup,
-        operation=setup.operations[ranked[0].name],
-        arguments=None,
-    )
-    return True
+        return None
+    return setup.operations[ranked[0].name]
 
 
 def unverified_refuse(
@@ -590,7 +687,7 @@ def unverified_refuse(
         conversation_id=conversation_id,
         turn=turn,
         role=Message.Role.ASSISTANT,
-        content=policy.verification_offer(can_verify_in_chat=can_verify_in_chat()),
+        content=policy.verification_offer(can_verify_in_chat=can_verify_in_chat(agents_loaded())),
         agent=setup.agent,
     )
 
@@ -714,6 +811,7 @@ def tool_call_done(
         # service that fails every other call fails the customer too.
         context["tool_failures"] = context.get("tool_failures", 0) + 1
     conversation_context_update(conversation_id=conversation_id, context=context)
+    turn.conversation.context = context
     if outcome.service_failed:
         _tool_failed(
             conversation_id, turn, plan, call, operation, outcome, context["tool_failures"]

@@ -190,10 +190,10 @@ async def test_routing_that_fails_in_the_claiming_trip_still_fails_the_turn_visi
     the turn must still end as a failure the customer is told about, not vanish."""
     await database_sync_to_async(agents_load)(text=template_text("ecommerce"))
 
-    def broken(**kwargs: Any) -> Any:
+    def broken(*args: Any) -> Any:
         raise RuntimeError("routing broke")
 
-    monkeypatch.setattr(steps, "intent_prepare", broken)
+    monkeypatch.setattr(steps, "intent_route", broken)
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to({"type": "message", "client_id": "c1", "content": "hello there"})
     frames = await frames_until(ws, turn_ended)

@@ -9,7 +9,7 @@ import pytest
 
 from conversations import handoff
 from conversations.llm.types import ChatMessage, ToolCall, ToolSpec
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Turn
 from conversations.services import handoff_request
 from conversations.turns import prompt
 from conversations.turns.plan import TurnPlan
@@ -134,3 +134,37 @@ def test_without_a_receiver_a_hand_off_still_tells_the_customer(monkeypatch: Any
     assert [(r["conversation"].pk, r["trigger"], r["reason"]) for r in received] == [
         (other.pk, "customer_words", "asked")
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_messages_stored_before_a_runner_takes_the_lock_are_all_answered() -> None:
+    from asgiref.sync import async_to_sync
+
+    from conversations.agents import agents_load, template_text
+    from conversations.services import conversation_start, user_message_receive
+    from conversations.turns.engine import process_conversation
+
+    agents_load(text=template_text("ecommerce"))
+    conversation = conversation_start(visitor_id="v")
+    for n in range(3):
+        user_message_receive(
+            conversation_id=conversation.pk, content=f"hello {n}", client_id=str(n)
+        )
+    async_to_sync(process_conversation)(str(conversation.pk))  # one runner, one lock
+    turns = Turn.objects.filter(conversation=conversation).order_by("pk")
+    assert [(t.user_message.content, t.status) for t in turns] == [
+        (f"hello {n}", "completed") for n in range(3)
+    ]
+
+
+def test_a_runner_that_finds_the_lock_taken_wakes_the_holder() -> None:
+    from conversations.turns import gate
+
+    held = gate.lock_acquire(conversation_id="c-wake")
+    assert held is not None
+    assert gate.lock_acquire(conversation_id="c-wake") is None  # taken: leaves the flag
+    assert gate.lock_release(conversation_id="c-wake", token=held) is True
+    # The flag is spent, and the lock is free again.
+    again = gate.lock_acquire(conversation_id="c-wake")
+    assert again is not None
+    assert gate.lock_release(conversation_id="c-wake", token=again) is False

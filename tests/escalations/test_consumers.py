@@ -218,8 +218,8 @@ class TurnSpy:
         self.changed = asyncio.Event()
         original = engine.schedule_turns
 
-        def spy(conversation_id: str, *args: Any) -> None:
-            original(conversation_id, *args)
+        def spy(conversation_id: str, *args: Any, **kwargs: Any) -> None:
+            original(conversation_id, *args, **kwargs)
             self.started += 1
             self.changed.set()
 
