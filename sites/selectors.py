@@ -21,13 +21,11 @@ def site_for_conversation(*, conversation_id: UUID | str) -> Site | None:
     return Site.objects.filter(conversations__pk=conversation_id).first()
 
 
-def site_agent_ids(*, conversation_id: UUID | str) -> set[int] | None:
-    """The agents a conversation's site may use, or ``None`` when any enabled agent may answer
-    (no site, or a site with no agents chosen)."""
+def site_agent_ids(*, site_id: int) -> set[int] | None:
+    """The agents a site's conversations may use, or ``None`` when any enabled agent may answer
+    (the site chose none)."""
     ids = set(
-        Site.agents.through.objects.filter(site__conversations__pk=conversation_id).values_list(
-            "agent_id", flat=True
-        )
+        Site.agents.through.objects.filter(site_id=site_id).values_list("agent_id", flat=True)
     )
     return ids or None
 

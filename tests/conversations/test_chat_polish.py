@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from conversations.agent.replies import summarize_result
-from conversations.agent.runtime import wait_idle
 from conversations.models import Conversation
+from conversations.turns.engine import wait_idle
 from escalations.services import public_name
 from tests.conversations.chat import connect, frames_until, turn_ended
 from tests.factories import StaffFactory
