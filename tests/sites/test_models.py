@@ -86,3 +86,24 @@ def test_a_site_limits_its_conversations_agents(db: None) -> None:
     assert site_agent_ids(site_id=site.pk) is None  # no choice: every agent
     site.agents.add(orders)
     assert site_agent_ids(site_id=site.pk) == {orders.pk}
+
+
+def test_a_sites_conversations_are_routed_among_its_agents_only(db: None) -> None:
+    from conversations.turns.setup import intent_route, setup_of
+
+    orders = Agent.objects.create(
+        slug="orders", name="Orders", description="order status, tracking and shipments"
+    )
+    discounts = Agent.objects.create(
+        slug="discounts", name="Discounts", description="discount codes and coupons"
+    )
+    setups = [setup_of(orders), setup_of(discounts)]
+    site = site_create()
+    chosen, _ = intent_route("where is my order, what is its status?", {}, setups)
+    assert chosen is not None and chosen.agent == orders
+    site.agents.add(discounts)
+    chosen, decision = intent_route(
+        "where is my order, what is its status?", {}, setups, site_id=site.pk
+    )
+    assert set(decision.scores) == {"discounts"}
+    assert chosen is None or chosen.agent == discounts
