@@ -335,6 +335,9 @@ TURN_MAX_TOOL_CALLS = env_int("TURN_MAX_TOOL_CALLS", 5, minimum=1)
 TURN_MAX_MODEL_CALLS = env_int("TURN_MAX_MODEL_CALLS", 6, minimum=1)
 TURN_TIMEOUT_SECONDS = env_float("TURN_TIMEOUT_SECONDS", 90.0)
 CONVERSATION_MAX_TURNS = env_int("CONVERSATION_MAX_TURNS", 200, minimum=1)
+# PII (emails, phones, cards, IBANs) replaced by numbered placeholders before text reaches a
+# model; the model's tool arguments get the customer's values back (config.pii.Placeholders).
+PII_MASK_MODEL_INPUT = env_bool("PII_MASK_MODEL_INPUT", False)
 # The longest a process keeps the enabled agents and tools without re-reading them; changes
 # made through the app reach every process at once (config.versions), this bounds the rest.
 AGENT_CACHE_SECONDS = env_float("AGENT_CACHE_SECONDS", 60.0)

@@ -31,11 +31,16 @@ from django.utils import timezone
 from analytics.models import EventType
 from analytics.services import event_record, events_batched
 from config import versions
-from config.pii import mask
+from config.pii import Placeholders, mask, mask_messages
 from conversations import approval_rules
 from conversations.agent import policy
 from conversations.agent.backends import get_registry
-from conversations.agent.injection import INJECTIONS, detect_injection
+from conversations.agent.injection import (
+    INJECTIONS,
+    detect_injection,
+    injection_excerpt,
+    leaks_prompt,
+)
 from conversations.agent.routing import AgentProfile, route, split_intents
 from conversations.llm.types import ChatMessage, Completion, Done, LLMError, TokenDelta, ToolSpec
 from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall, Turn
@@ -57,6 +62,8 @@ LOCK_SECONDS = 300
 # Streamed text goes out at most once per this many seconds per turn: a fast model (or the
 # offline backend, which produces a reply at once) costs a frame or two, not one per word.
 TOKEN_FLUSH_SECONDS = 0.05
+# Said instead of a reply that repeats the system prompt (SECURITY-TESTS row 40).
+PROMPT_LEAK_REPLY = "Sorry, I can't share that. Is there something I can help you with?"
 _tasks: set[asyncio.Task[None]] = set()
 # Frames of the work in progress (one per process_conversation task), published in batches.
 _outbox: ContextVar[Outbox | None] = ContextVar("runtime_outbox", default=None)
@@ -320,7 +327,7 @@ def _turn_claim(conversation_id: str, message: Message) -> Claim:
         return None, True
     flags = detect_injection(message.content)
     if flags:
-        _flag_injection(conversation_id, "user", flags)
+        _flag_injection(conversation_id, "user", flags, injection_excerpt(message.content))
     turn.plan = {"intents": split_intents(message.content) or [message.content], "index": 0}
     return turn, False
 
@@ -501,16 +508,21 @@ def _backends_down(conversation_id: str, turn: Turn, error: LLMError) -> None:
     Conversation.objects.filter(pk=conversation_id).update(context=context)
 
 
-def _flag_injection(conversation_id: str, source: str, flags: list[str]) -> None:
+def _flag_injection(conversation_id: str, source: str, flags: list[str], excerpt: str) -> None:
+    """Logged and counted with a PII-masked excerpt; what keeps it harmless is elsewhere."""
     INJECTIONS.labels(source=source).inc()
     logger.warning(
-        "injection_flagged", conversation_id=conversation_id, source=source, patterns=flags
+        "injection_flagged",
+        conversation_id=conversation_id,
+        source=source,
+        patterns=flags,
+        excerpt=excerpt,
     )
     event_record(
         type=EventType.INJECTION_FLAGGED,
         conversation_id=conversation_id,
         outcome=source,
-        data={"patterns": flags},
+        data={"patterns": flags, "excerpt": excerpt},
     )
 
 
@@ -745,6 +757,11 @@ async def _agent_loop(
         )
         if not completion.tool_calls:
             text = completion.text.strip() or "I'm not sure how to help with that."
+            if leaks_prompt(text, messages[0].content or ""):
+                await db(_flag_injection)(
+                    conversation_id, "model_output", ["prompt_leak"], injection_excerpt(text)
+                )
+                text = PROMPT_LEAK_REPLY
             # The reply goes out with the turn's end, in one publish.
             await db(_reply, flush=False, atomic=True, store_events=False)(
                 conversation_id, turn, completion, text, agent
@@ -776,7 +793,9 @@ async def _agent_loop(
                     conversation_id, turn, setup, operation, call.arguments
                 )
                 return "done"
-            result = await _tool_call(conversation_id, turn, setup, call.name, call.arguments)
+            # Placeholders the model wrote (PII_MASK_MODEL_INPUT) become the customer's values.
+            arguments = Placeholders(turn.plan.get("pii")).restore(call.arguments)
+            result = await _tool_call(conversation_id, turn, setup, call.name, arguments)
             if operation is not None and operation.identity_role == "verify_confirm":
                 newly = await db(_is_verified)(conversation_id)
                 if newly != verified:
@@ -809,6 +828,12 @@ async def _stream_completion(
     started = last_sent = time.perf_counter()
     completion: Completion | None = None
     held: list[str] = []
+    streamed: list[str] = []
+    system_prompt = messages[0].content or "" if messages and messages[0].role == "system" else ""
+    if settings.PII_MASK_MODEL_INPUT:
+        placeholders = Placeholders(turn.plan.get("pii"))
+        messages = mask_messages(messages, placeholders)
+        turn.plan["pii"] = placeholders.mapping
     try:
         async for event in registry.stream(messages, tools=tools, backend=backend):
             if isinstance(event, TokenDelta):
@@ -816,6 +841,10 @@ async def _stream_completion(
                 if turn.first_token_ms is None:
                     turn.first_token_ms = (now - started) * 1000
                 held.append(event.text)
+                streamed.append(event.text)
+                if leaks_prompt("".join(streamed), system_prompt):
+                    held = []  # the reply is replaced at the end (_agent_loop); stop showing it
+                    continue
                 if now - last_sent >= TOKEN_FLUSH_SECONDS:
                     await _emit(conversation_id, _token_frame(turn, held))
                     held, last_sent = [], now
@@ -1070,7 +1099,7 @@ async def _execute(conversation_id: str, turn: Turn, call: ToolCall, operation: 
     text = json.dumps(outcome.data, default=str) if outcome.data is not None else ""
     flags = detect_injection(text)
     if flags:
-        await db(_flag_injection)(conversation_id, "tool_output", flags)
+        await db(_flag_injection)(conversation_id, "tool_output", flags, injection_excerpt(text))
     body: Any = outcome.data
     if outcome.service_failed or (body is None and not outcome.ok):
         # The model sees what the customer may hear: an exception's text, a host and port or
