@@ -335,6 +335,8 @@ TURN_MAX_TOOL_CALLS = env_int("TURN_MAX_TOOL_CALLS", 5, minimum=1)
 TURN_MAX_MODEL_CALLS = env_int("TURN_MAX_MODEL_CALLS", 6, minimum=1)
 TURN_TIMEOUT_SECONDS = env_float("TURN_TIMEOUT_SECONDS", 90.0)
 CONVERSATION_MAX_TURNS = env_int("CONVERSATION_MAX_TURNS", 200, minimum=1)
+# Prompt plus completion tokens over the whole conversation (conversations.budgets).
+CONVERSATION_MAX_TOKENS = env_int("CONVERSATION_MAX_TOKENS", 500_000, minimum=1)
 # PII (emails, phones, cards, IBANs) replaced by numbered placeholders before text reaches a
 # model; the model's tool arguments get the customer's values back (config.pii.Placeholders).
 PII_MASK_MODEL_INPUT = env_bool("PII_MASK_MODEL_INPUT", False)

@@ -32,7 +32,7 @@ from analytics.models import EventType
 from analytics.services import event_record, events_batched
 from config import versions
 from config.pii import Placeholders, mask, mask_messages
-from conversations import approval_rules
+from conversations import approval_rules, budgets
 from conversations.agent import policy
 from conversations.agent.backends import get_registry
 from conversations.agent.injection import (
@@ -322,8 +322,10 @@ def _turn_claim(conversation_id: str, message: Message) -> Claim:
         turn.finished_at = timezone.now()
         turn.save(update_fields=["status", "finished_at"])
         return None, False
-    if conversation.turn_count + 1 > settings.CONVERSATION_MAX_TURNS:
-        _turn_finish(turn, Turn.Status.FAILED, error_code="budget_exceeded")
+    exceeded = budgets.turns_check(turn_count=conversation.turn_count + 1)
+    if exceeded is not None:
+        turn.error_message = exceeded.reason
+        _turn_finish(turn, Turn.Status.FAILED, error_code=budgets.ERROR_CODE)
         return None, True
     flags = detect_injection(message.content)
     if flags:
@@ -345,10 +347,10 @@ async def run_turn(
         )
     turn, over_budget = claimed
     if over_budget:
-        await db(handoff_request)(
-            conversation_id=conversation_id,
-            trigger="too_many_turns",
-            reason="The conversation reached its turn budget.",
+        turns = budgets.turns_check(turn_count=settings.CONVERSATION_MAX_TURNS + 1)
+        assert turns is not None
+        await db(budgets.budget_exceeded_handle)(
+            conversation_id=conversation_id, turn=None, exceeded=turns
         )
     if turn is None:
         return
@@ -363,14 +365,8 @@ async def run_turn(
         status, error_code = Turn.Status.FAILED, "backend_unavailable"
         turn.error_message = _error_detail(exc)
         await db(_backends_down)(conversation_id, turn, exc)
-    except TimeoutError:
-        status, error_code = Turn.Status.FAILED, "turn_timeout"
-        await db(_say)(
-            conversation_id,
-            turn,
-            Message.Role.SYSTEM,
-            "Sorry, that took too long. Please try again, or ask for a human.",
-        )
+    except (budgets.BudgetExceeded, TimeoutError) as exc:
+        status, error_code = await _over_budget(conversation_id, turn, exc)
     except Exception as exc:
         logger.exception("turn_failed", conversation_id=conversation_id, turn_id=turn.pk)
         status, error_code = Turn.Status.FAILED, "internal_error"
@@ -386,6 +382,20 @@ async def run_turn(
     # The reply (held back) and turn_end go out in one publish.
     await db(_turn_finish, atomic=True, flush=False)(turn, status, error_code=error_code)
     await _emit(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
+
+
+async def _over_budget(
+    conversation_id: str, turn: Turn, exc: budgets.BudgetExceeded | TimeoutError
+) -> tuple[str, str]:
+    """A budget ran out (the wall time is the turn's timeout): say so and hand over."""
+    exceeded = (
+        exc.exceeded if isinstance(exc, budgets.BudgetExceeded) else budgets.wall_time_exceeded()
+    )
+    turn.error_message = exceeded.reason
+    await db(budgets.budget_exceeded_handle)(
+        conversation_id=conversation_id, turn=turn, exceeded=exceeded
+    )
+    return Turn.Status.FAILED, budgets.ERROR_CODE
 
 
 async def _run_intents(
@@ -737,21 +747,15 @@ async def _agent_loop(
     tools, messages = await db(_offered)(setup, messages, verified=verified)
     if await db(_offer_verification_first)(conversation_id, turn, setup, messages, verified):
         return "done"
+    spent = await db(budgets.conversation_tokens)(
+        conversation_id=conversation_id, exclude_turn=turn.pk
+    )
     while True:
-        if turn.model_calls >= settings.TURN_MAX_MODEL_CALLS:
-            await db(_say)(
-                conversation_id,
-                turn,
-                Message.Role.ASSISTANT,
-                "I couldn't finish that within my limits; let me get a human to help.",
-                agent,
-            )
-            await db(handoff_request)(
-                conversation_id=conversation_id,
-                trigger="budget",
-                reason="The turn ran out of model calls.",
-            )
-            return "stop"
+        exceeded = budgets.model_calls_check(model_calls=turn.model_calls) or budgets.tokens_check(
+            used=spent + turn.prompt_tokens + turn.completion_tokens
+        )
+        if exceeded is not None:
+            raise budgets.BudgetExceeded(exceeded)
         completion = await _stream_completion(
             conversation_id, turn, registry, messages, tools, backend
         )
@@ -774,16 +778,9 @@ async def _agent_loop(
             )
         )
         for call in completion.tool_calls:
-            if turn.tool_calls >= settings.TURN_MAX_TOOL_CALLS:
-                messages.append(
-                    ChatMessage(
-                        role="tool",
-                        tool_call_id=call.id,
-                        name=call.name,
-                        content="Not run: the turn's tool-call budget is used up.",
-                    )
-                )
-                continue
+            exceeded = budgets.tool_calls_check(tool_calls=turn.tool_calls)
+            if exceeded is not None:
+                raise budgets.BudgetExceeded(exceeded)
             operation = setup.operations.get(call.name)
             if operation is not None and not policy.operation_available(
                 operation, verified=verified
@@ -1284,6 +1281,8 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
         status, error_code = Turn.Status.FAILED, "backend_unavailable"
         turn.error_message = _error_detail(exc)
         await db(_backends_down)(conversation_id, turn, exc)
+    except (budgets.BudgetExceeded, TimeoutError) as exc:
+        status, error_code = await _over_budget(conversation_id, turn, exc)
     except Exception as exc:
         logger.exception("turn_resume_failed", conversation_id=conversation_id, turn_id=turn.pk)
         status, error_code = Turn.Status.FAILED, "internal_error"
