@@ -111,6 +111,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.release()
 
     async def send_error(self, exc: ApplicationError) -> None:
+        # Refused frames are logged (SECURITY-TESTS row 8), with the socket's ids bound.
+        logger.warning("chat_frame_rejected", code=str(exc.code))
         frame: dict[str, Any] = {"type": "error", "code": str(exc.code), "message": exc.message}
         frame.update(exc.details)
         if exc.retry_after is not None:

@@ -65,6 +65,8 @@ TOKEN_FLUSH_SECONDS = 0.05
 # Said instead of a reply that repeats the system prompt (SECURITY-TESTS row 40).
 PROMPT_LEAK_REPLY = "Sorry, I can't share that. Is there something I can help you with?"
 _tasks: set[asyncio.Task[None]] = set()
+# Bound for the length of one turn (structlog context vars), next to the socket's.
+_TURN_LOG_KEYS = ("turn_id", "backend", "model", "agent")
 # Frames of the work in progress (one per process_conversation task), published in batches.
 _outbox: ContextVar[Outbox | None] = ContextVar("runtime_outbox", default=None)
 
@@ -293,14 +295,21 @@ def _events_store() -> None:
 
 
 async def _do(conversation_id: str, work: Work) -> None:
-    if work.kind == "message":
-        assert work.message is not None
-        await run_turn(conversation_id, work.message, claimed=work.claimed, prepared=work.prepared)
-    elif work.kind == "decided":
-        assert work.interrupt is not None
-        await resume_turn(conversation_id, work.interrupt)
-    else:
-        await db(_settle_expired)(conversation_id)
+    structlog.contextvars.bind_contextvars(conversation_id=conversation_id)
+    try:
+        if work.kind == "message":
+            assert work.message is not None
+            await run_turn(
+                conversation_id, work.message, claimed=work.claimed, prepared=work.prepared
+            )
+        elif work.kind == "decided":
+            assert work.interrupt is not None
+            await resume_turn(conversation_id, work.interrupt)
+        else:
+            await db(_settle_expired)(conversation_id)
+    finally:
+        # A turn's ids leave with it (the task may do the next item, or another conversation's).
+        structlog.contextvars.unbind_contextvars(*_TURN_LOG_KEYS)
 
 
 # --- Turns -----------------------------------------------------------------------------------
@@ -354,6 +363,7 @@ async def run_turn(
         )
     if turn is None:
         return
+    structlog.contextvars.bind_contextvars(turn_id=turn.pk)
     await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
     started = time.perf_counter()
     status: str = Turn.Status.COMPLETED
@@ -741,6 +751,7 @@ async def _agent_loop(
     registry = get_registry()
     agent = setup.agent
     backend = agent.backend or None
+    _bind_backend(registry, backend, agent)
     verified = await db(_is_verified)(conversation_id)
     if not verified:
         setup = await db(_with_verifiers)(setup)
@@ -814,6 +825,17 @@ async def _agent_loop(
                 return "done"  # the apology is said; the next intent may still run
 
 
+def _bind_backend(registry: Any, backend: str | None, agent: Agent) -> None:
+    """The backend and model a turn is about to use, on its log lines (the answering one
+    replaces them after each call)."""
+    name = backend or getattr(registry, "primary", "")
+    try:
+        model = registry.backend(name).model if name else ""
+    except Exception:  # an unbuildable backend fails its call, with its own log line
+        model = ""
+    structlog.contextvars.bind_contextvars(backend=name, model=model, agent=agent.slug)
+
+
 async def _stream_completion(
     conversation_id: str,
     turn: Turn,
@@ -855,6 +877,8 @@ async def _stream_completion(
             # The rest goes out with whatever the turn publishes next.
             await _emit(conversation_id, _token_frame(turn, held), flush=False)
     assert completion is not None, "a stream always ends with Done"
+    # The backend that answered (a fallback, maybe) and its model, on every later line.
+    structlog.contextvars.bind_contextvars(backend=completion.backend, model=completion.model)
     return completion
 
 
@@ -1267,6 +1291,7 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
     if not await db(_claim_call)(interrupt):
         return
     turn = await db(Turn.objects.select_related("user_message").get)(pk=interrupt.turn_id)
+    structlog.contextvars.bind_contextvars(turn_id=turn.pk)
     await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
     status: str = Turn.Status.COMPLETED
     error_code = ""
