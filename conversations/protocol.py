@@ -15,6 +15,7 @@ from prometheus_client import Gauge
 
 from config import ratelimit
 from config.errors import ApplicationError, ErrorCode
+from conversations import socket_limits
 
 if TYPE_CHECKING:
     from conversations.consumers import ChatConsumer
@@ -101,11 +102,20 @@ async def _ping(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     await consumer.send_json({"type": "pong"})
 
 
-def _receive(conversation_id: str, content: str, client_id: str) -> tuple[Message, bool]:
+def _receive(
+    conversation_id: str, content: str, client_id: str, client: socket_limits.Client | None = None
+) -> tuple[Message, bool]:
     from conversations.interrupts import remind_pending_decision
     from conversations.services import user_message_receive
 
     check_rate(conversation_id)
+    if client is not None:
+        # Per IP and per visitor too: a fresh conversation is no fresh message budget.
+        refusal = socket_limits.message_check(client)
+        if refusal is not None:
+            raise ApplicationError(
+                ErrorCode.RATE_LIMITED, refusal.message, retry_after=refusal.retry_after
+            )
     message, created = user_message_receive(
         conversation_id=conversation_id, content=content, client_id=client_id
     )
@@ -124,7 +134,7 @@ async def _message(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     # goes out with the turn's start (one channel-layer message for both).
     outbox = Outbox()
     message, created = await db(_receive, atomic=True, flush=False, outbox=outbox)(
-        consumer.conversation_id, content, client_id
+        consumer.conversation_id, content, client_id, consumer.client
     )
     if not created:
         # A resend after a reconnect: acknowledge with the stored frame, run nothing again.

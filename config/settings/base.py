@@ -322,6 +322,14 @@ CHAT_RATE_LIMIT_WINDOW_SECONDS = env_int("CHAT_RATE_LIMIT_WINDOW_SECONDS", 10, m
 READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
 # Rate-limited frames a socket may send before it is closed as flooding.
 CHAT_FLOOD_STRIKES = env_int("CHAT_FLOOD_STRIKES", 20, minimum=1)
+# Per client IP and per visitor (cookie), shared through the cache (conversations.socket_limits):
+# handshakes per minute, sockets open at once, customer messages per minute. Past one, the
+# handshake is closed with 4429 and a reason, or the message refused with retry_after.
+CHAT_HANDSHAKES_PER_MINUTE = env_int("CHAT_HANDSHAKES_PER_MINUTE", 60, minimum=1)
+CHAT_MAX_SOCKETS_PER_IP = env_int("CHAT_MAX_SOCKETS_PER_IP", 50, minimum=1)
+CHAT_MAX_SOCKETS_PER_VISITOR = env_int("CHAT_MAX_SOCKETS_PER_VISITOR", 10, minimum=1)
+CHAT_MESSAGES_PER_MINUTE_PER_IP = env_int("CHAT_MESSAGES_PER_MINUTE_PER_IP", 120, minimum=1)
+CHAT_MESSAGES_PER_MINUTE_PER_VISITOR = env_int("CHAT_MESSAGES_PER_MINUTE_PER_VISITOR", 30, minimum=1)
 
 # Tool calls to the business's API (SPEC §6): only these hosts (host or host:port). With
 # UPSTREAM_ALLOW_PRIVATE off, a listed host must still resolve to a public address.
