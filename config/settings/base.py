@@ -349,6 +349,9 @@ CONVERSATION_MAX_TOKENS = env_int("CONVERSATION_MAX_TOKENS", 500_000, minimum=1)
 # PII (emails, phones, cards, IBANs) replaced by numbered placeholders before text reaches a
 # model; the model's tool arguments get the customer's values back (config.pii.Placeholders).
 PII_MASK_MODEL_INPUT = env_bool("PII_MASK_MODEL_INPUT", False)
+# Days message text, tool arguments and results are kept as typed; after that the scheduler
+# masks their PII (conversations.retention). 0 keeps them as typed.
+MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 0, minimum=0)
 # The longest a process keeps the enabled agents and tools without re-reading them; changes
 # made through the app reach every process at once (config.versions), this bounds the rest.
 AGENT_CACHE_SECONDS = env_float("AGENT_CACHE_SECONDS", 60.0)
