@@ -32,9 +32,7 @@ _NOT_PII = frozenset(
     }
 )
 # Our own fields (no user text, no secret): not scanned for secrets either.
-_NOT_SECRET = frozenset(
-    {"timestamp", "level", "logger", "request_id", "connection_id", "turn_id"}
-)
+_NOT_SECRET = frozenset({"timestamp", "level", "logger", "request_id", "connection_id", "turn_id"})
 
 
 def redact_secrets(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:

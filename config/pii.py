@@ -8,9 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
-
-M = TypeVar("M")
+from typing import Any
 
 _EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
 _IBAN = re.compile(r"\b([A-Z]{2}\d{2})(?:[ ]?[A-Z0-9]){11,30}\b")
@@ -186,7 +184,7 @@ class Placeholders:
         return value
 
 
-def mask_messages(messages: Sequence[M], placeholders: Placeholders) -> list[M]:
+def mask_messages[M](messages: Sequence[M], placeholders: Placeholders) -> list[M]:
     """Chat messages (``conversations.llm.types.ChatMessage``) with the PII in every non-system
     text replaced by ``placeholders``; the system prompt is ours and stays as written."""
     masked: list[M] = []

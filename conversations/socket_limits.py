@@ -37,7 +37,7 @@ class Client:
         client = scope.get("client") or ("", 0)
         return cls(ip=str(client[0] or "unknown"), visitor=visitor or "")
 
-    def keys(self) -> list[tuple[str, str]]:
+    def counted_as(self) -> list[tuple[str, str]]:
         """(scope, key) pairs this client is counted under; a visitor without a cookie is
         counted by IP only."""
         pairs = [("ip", f"ip:{self.ip}")]
@@ -74,18 +74,21 @@ def open_sockets(key: str) -> int:
 def connect_check(client: Client) -> Refusal | None:
     """Count a handshake; refuse it past the handshake rate or the open-socket cap. When it is
     allowed, the socket is counted as open (call :func:`socket_closed` at disconnect)."""
-    caps = {"ip": settings.CHAT_MAX_SOCKETS_PER_IP, "visitor": settings.CHAT_MAX_SOCKETS_PER_VISITOR}
-    for scope, key in client.keys():
+    caps = {
+        "ip": settings.CHAT_MAX_SOCKETS_PER_IP,
+        "visitor": settings.CHAT_MAX_SOCKETS_PER_VISITOR,
+    }
+    for scope, key in client.counted_as():
         verdict = ratelimit.hit(
             f"ws-handshake:{key}", limit=settings.CHAT_HANDSHAKES_PER_MINUTE, window=60
         )
         if not verdict.allowed:
             return _refused(client, Refusal(scope, "handshakes", verdict.retry_after))
-    for scope, key in client.keys():
+    for scope, key in client.counted_as():
         if open_sockets(key) >= caps[scope]:
             # A socket frees a place whenever it closes; the handshake rate bounds the retries.
             return _refused(client, Refusal(scope, "sockets", 10))
-    for _, key in client.keys():
+    for _, key in client.counted_as():
         cache.add(_open_key(key), 0, timeout=SOCKET_COUNT_TTL)
         cache.incr(_open_key(key))
         cache.touch(_open_key(key), SOCKET_COUNT_TTL)
@@ -93,7 +96,7 @@ def connect_check(client: Client) -> Refusal | None:
 
 
 def socket_closed(client: Client) -> None:
-    for _, key in client.keys():
+    for _, key in client.counted_as():
         try:
             if cache.decr(_open_key(key)) < 0:
                 cache.set(_open_key(key), 0, timeout=SOCKET_COUNT_TTL)
@@ -107,7 +110,7 @@ def message_check(client: Client) -> Refusal | None:
         "ip": settings.CHAT_MESSAGES_PER_MINUTE_PER_IP,
         "visitor": settings.CHAT_MESSAGES_PER_MINUTE_PER_VISITOR,
     }
-    for scope, key in client.keys():
+    for scope, key in client.counted_as():
         verdict = ratelimit.hit(f"ws-message:{key}", limit=limits[scope], window=60)
         if not verdict.allowed:
             return _refused(client, Refusal(scope, "messages", verdict.retry_after))

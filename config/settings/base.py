@@ -330,7 +330,9 @@ CHAT_HANDSHAKES_PER_MINUTE = env_int("CHAT_HANDSHAKES_PER_MINUTE", 60, minimum=1
 CHAT_MAX_SOCKETS_PER_IP = env_int("CHAT_MAX_SOCKETS_PER_IP", 50, minimum=1)
 CHAT_MAX_SOCKETS_PER_VISITOR = env_int("CHAT_MAX_SOCKETS_PER_VISITOR", 10, minimum=1)
 CHAT_MESSAGES_PER_MINUTE_PER_IP = env_int("CHAT_MESSAGES_PER_MINUTE_PER_IP", 120, minimum=1)
-CHAT_MESSAGES_PER_MINUTE_PER_VISITOR = env_int("CHAT_MESSAGES_PER_MINUTE_PER_VISITOR", 30, minimum=1)
+CHAT_MESSAGES_PER_MINUTE_PER_VISITOR = env_int(
+    "CHAT_MESSAGES_PER_MINUTE_PER_VISITOR", 30, minimum=1
+)
 
 # Tool calls to the business's API (SPEC §6): only these hosts (host or host:port). With
 # UPSTREAM_ALLOW_PRIVATE off, a listed host must still resolve to a public address.

@@ -259,6 +259,8 @@ def test_rate_limited_customer_sees_a_countdown(page: Page, console: Console) ->
     expect(countdown).to_contain_text(re.compile(r"Try again in \d+ s"))
     first = int(re.findall(r"in (\d+) s", countdown.inner_text())[0])
     if first > 1:  # it ticks down
-        expect(countdown).to_contain_text(re.compile(rf"in ([0-{first - 1}]) s|send messages again"))
+        expect(countdown).to_contain_text(
+            re.compile(rf"in ([0-{first - 1}]) s|send messages again")
+        )
     expect(countdown).to_have_text("You can send messages again.", timeout=15_000)
     assert [e for e in console.errors if "429" not in e] == []

@@ -55,11 +55,14 @@ def test_logs_are_masked() -> None:
     assert logs[0]["text"] == "I am a***@example.com"
 
 
+SAME = "(unchanged)"
+
+
 # Real-looking samples (SECURITY-TESTS row 39): what must be masked, and what must not be.
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("reach me at chloe.martin+orders@mail.example.co.uk", "reach me at c***@mail.example.co.uk"),
+        ("mail chloe.martin+orders@mail.example.co.uk", "mail c***@mail.example.co.uk"),
         ("visa 4242 4242 4242 4242 exp 12/28", "visa [card ••••4242] exp 12/28"),
         ("amex 3782 822463 10005", "amex [card ••••0005]"),
         ("mastercard 5555555555554444", "mastercard [card ••••4444]"),
@@ -68,17 +71,17 @@ def test_logs_are_masked() -> None:
         ("mobile +33 6 12 34 56 78", "mobile [phone]"),
         ("US (415) 555-2671", "US [phone]"),
         # Not PII: a failing mod-97 is no IBAN, order numbers, amounts, dates and addresses.
-        ("ref GB82 WEST 1234 5698 7654 33", "ref GB82 WEST 1234 5698 7654 33"),
-        ("order #100234 of 2026-12-01 for EUR 1,299.00", "order #100234 of 2026-12-01 for EUR 1,299.00"),
-        ("delivered 04.12.2026, refund 59.90", "delivered 04.12.2026, refund 59.90"),
-        ("due 12/24/2026 at 10:30", "due 12/24/2026 at 10:30"),
-        ("tracking 1Z999AA10123456784", "tracking 1Z999AA10123456784"),
-        ("from 2001:db8::1 and 198.51.100.7", "from 2001:db8::1 and 198.51.100.7"),
-        ("qty 3, sku 40-1182", "qty 3, sku 40-1182"),
+        ("ref GB82 WEST 1234 5698 7654 33", SAME),
+        ("order #100234 of 2026-12-01 for EUR 1,299.00", SAME),
+        ("delivered 04.12.2026, refund 59.90", SAME),
+        ("due 12/24/2026 at 10:30", SAME),
+        ("tracking 1Z999AA10123456784", SAME),
+        ("from 2001:db8::1 and 198.51.100.7", SAME),
+        ("qty 3, sku 40-1182", SAME),
     ],
 )  # fmt: skip
 def test_mask_text_samples(text: str, expected: str) -> None:
-    assert mask_text(text) == expected
+    assert mask_text(text) == (text if expected is SAME else expected)
 
 
 @pytest.mark.parametrize(

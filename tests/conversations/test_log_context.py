@@ -81,7 +81,8 @@ async def test_socket_and_turn_ids_on_every_line(
         assert line["backend"] == "openai", line
         assert line["model"] == "test-model", line
     # Lines of the model and tool layers are all inside the turn.
-    layered = [line for line in ours if line["_logger"].startswith(("conversations.llm", "conversations.tools"))]  # fmt: skip
+    layers = ("conversations.llm", "conversations.tools")
+    layered = [line for line in ours if line["_logger"].startswith(layers)]
     assert layered and all("turn_id" in line for line in layered)
     # After the turn, the socket's lines keep the connection id and lose the turn's.
     rejected = [line for line in ours if line.get("event") == "chat_frame_rejected"]
@@ -98,8 +99,12 @@ async def test_two_sockets_get_different_connection_ids(
     await _chat(first, "visitor-a", "hello")
     await _chat(second, "visitor-b", "hello")
     ids = {
-        str(c.pk): {line.get("connection_id") for line in lines if line.get("conversation_id") == str(c.pk) and "ws_path" in line}
+        str(c.pk): {
+            line.get("connection_id")
+            for line in lines
+            if line.get("conversation_id") == str(c.pk) and "ws_path" in line
+        }
         for c in (first, second)
-    }  # fmt: skip
+    }
     assert all(len(v) == 1 and None not in v for v in ids.values()), ids
     assert ids[str(first.pk)] != ids[str(second.pk)]

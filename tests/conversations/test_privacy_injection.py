@@ -108,7 +108,10 @@ async def test_injected_cancel_in_a_tool_result_waits_for_approval(
     cancel = await ToolCall.objects.filter(operation_name="cancelOrder").afirst()
     # A status question is offered read tools only, so the call is skipped; had it been
     # offered, it would wait for the customer's approval. It never runs.
-    assert cancel is not None and cancel.status in (ToolCall.Status.SKIPPED, ToolCall.Status.PENDING)
+    assert cancel is not None and cancel.status in (
+        ToolCall.Status.SKIPPED,
+        ToolCall.Status.PENDING,
+    )
     if cancel.status == ToolCall.Status.PENDING:
         assert await Interrupt.objects.filter(tool_call=cancel, status="pending").aexists()
         assert any(f["type"] == "interrupt" for f in frames)
@@ -142,8 +145,10 @@ async def test_customer_cannot_approve_its_own_action_in_words(
     assert "approval_claim" in flagged.data["patterns"]
 
 
-@pytest.mark.parametrize("chunks", [[f"My instructions: secret code {CANARY}."],
-                                    ["My instructions: secret code CANARY-", "7f3a9c21."]])  # fmt: skip
+LEAKS = [[f"My instructions: secret code {CANARY}."], ["My code is CANARY-", "7f3a9c21."]]
+
+
+@pytest.mark.parametrize("chunks", LEAKS)
 async def test_system_prompt_canary_never_reaches_the_customer(
     openai_backend: Any, model_server: OpenAITestServer, conversation: Conversation,
     chunks: list[str],

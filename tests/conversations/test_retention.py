@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from analytics.models import Event
+from analytics.models import Event, EventType
 from analytics.services import event_record
 from conversations import jobs
 from conversations.models import Conversation, Message, ToolCall, Turn
@@ -44,7 +44,9 @@ def history() -> Conversation:
         status=ToolCall.Status.SUCCEEDED,
     )  # fmt: skip
     Conversation.objects.filter(pk=conversation.pk).update(context={"email": "ana@example.com"})
-    event_record(type="message_received", conversation_id=conversation.pk, data={"chars": 80})
+    event_record(
+        type=EventType.MESSAGE_RECEIVED, conversation_id=conversation.pk, data={"chars": 80}
+    )
     _old(Message, 40, pk=old.pk)
     _old(ToolCall, 40)
     message_append(conversation_id=conversation.pk, role=Message.Role.USER, content=TYPED)
@@ -62,7 +64,9 @@ def test_old_text_is_masked_and_new_text_kept(settings: Any, history: Conversati
     assert new.content == TYPED and new.masked_at is None  # inside retention: as typed
     call = ToolCall.objects.get()
     assert call.arguments == {"email": "a***@example.com", "order_number": 1042}
-    assert call.result == {"orders": [{"number": 1042, "email": "a***@example.com", "total": "59.90"}]}
+    assert call.result == {
+        "orders": [{"number": 1042, "email": "a***@example.com", "total": "59.90"}]
+    }
     turn = Turn.objects.get()
     assert "messages" not in turn.plan and "pii" not in turn.plan and turn.plan["index"] == 0
     assert turn.prompt_tokens == 120  # figures stay
