@@ -201,6 +201,25 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# --- Chaos mode (config.chaos; docs/hardening.md) -------------------------------------------------
+# Faults at these rates (0..1), from a seed, for soak tests. Off by default; refused in production.
+CHAOS_ENABLED = env_bool("CHAOS_ENABLED", False)
+CHAOS_SEED = env_int("CHAOS_SEED", 0)
+CHAOS_MODEL_LATENCY_RATE = env_float("CHAOS_MODEL_LATENCY_RATE", 0.0)
+CHAOS_MODEL_LATENCY_MS = env_int("CHAOS_MODEL_LATENCY_MS", 2000, minimum=0)
+CHAOS_MODEL_ERROR_RATE = env_float("CHAOS_MODEL_ERROR_RATE", 0.0)
+CHAOS_TOOL_FAILURE_RATE = env_float("CHAOS_TOOL_FAILURE_RATE", 0.0)
+CHAOS_TOOL_TIMEOUT_RATE = env_float("CHAOS_TOOL_TIMEOUT_RATE", 0.0)
+CHAOS_REDIS_ERROR_RATE = env_float("CHAOS_REDIS_ERROR_RATE", 0.0)
+CHAOS_DB_TIMEOUT_RATE = env_float("CHAOS_DB_TIMEOUT_RATE", 0.0)
+for _name in [n for n in dir() if n.startswith("CHAOS_") and n.endswith("_RATE")]:
+    if not 0.0 <= globals()[_name] <= 1.0:
+        raise EnvError(f"{_name}={globals()[_name]} must be between 0 and 1.")
+if CHAOS_ENABLED and CHAOS_REDIS_ERROR_RATE > 0:
+    CACHES["default"]["BACKEND"] = (
+        "config.chaos.ChaosRedisCache" if REDIS_URL else "config.chaos.ChaosLocMemCache"
+    )
+
 # --- Background jobs (django.tasks) --------------------------------------------------------------
 
 # "immediate" runs a job inside the request (development, tests); "database" queues it for
