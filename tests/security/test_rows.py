@@ -43,7 +43,9 @@ async def test_handshake_without_origin_is_refused(route: str) -> None:
         await allowed.disconnect()
 
 
-@pytest.mark.parametrize("path", ["/admin/", "/admin/analytics/event/", "/admin/escalations/queue/"])
+@pytest.mark.parametrize(
+    "path", ["/admin/", "/admin/analytics/event/", "/admin/escalations/queue/"]
+)
 def test_staff_pages_send_anonymous_users_to_login_and_refuse_non_staff(path: str) -> None:
     """Row 45: anonymous users are redirected to the login; a signed-in non-staff user is
     not let in (a redirect to the login again)."""
@@ -96,3 +98,26 @@ def test_metric_labels_name_no_user_or_conversation() -> None:
             labels |= set(sample.labels)
     assert labels, "no metrics collected"
     assert not labels & forbidden, labels & forbidden
+
+
+def test_admin_action_without_the_csrf_token_is_refused() -> None:
+    """Row 44 (admin actions): a POSTed action without its token is 403 and changes nothing;
+    with the token it runs."""
+    from openapi_import.models import ApiSpec, Operation
+
+    admin = User.objects.create_superuser("root", "root@example.com", "pw-12345678")
+    spec = ApiSpec.objects.create(title="Shop", version="1")
+    operation = Operation.objects.create(
+        spec=spec, operation_id="getOrder", method="GET", path="/orders/{n}"
+    )
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin)
+    data = {"action": "enable", "_selected_action": [operation.pk]}
+    refused = client.post("/admin/openapi_import/operation/", data)
+    assert refused.status_code == 403
+    operation.refresh_from_db()
+    assert operation.enabled is False
+    page = client.get("/admin/openapi_import/operation/")
+    token = page.cookies["csrftoken"].value
+    done = client.post("/admin/openapi_import/operation/", {**data, "csrfmiddlewaretoken": token})
+    assert done.status_code == 302  # the action ran and redirected back to the list
