@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 if TYPE_CHECKING:
     from conversations.models import Turn
@@ -105,16 +105,21 @@ def wall_time_exceeded() -> Exceeded:
     return Exceeded(Budget.WALL_TIME, limit, limit)
 
 
-def conversation_tokens(*, conversation_id: str, exclude_turn: int | None = None) -> int:
-    """Tokens the conversation's turns have used, without ``exclude_turn`` (the running one,
-    whose counters live on its object until it finishes)."""
-    from conversations.models import Turn
+def with_tokens(queryset: Any, *, exclude_turn: int | None = None) -> Any:
+    """``queryset`` of conversations annotated with the tokens their turns used (without
+    ``exclude_turn``), read with :func:`tokens_of`: the budget rides on a query the runtime
+    makes anyway instead of costing one of its own."""
+    others = ~Q(turns__pk=exclude_turn) if exclude_turn is not None else Q()
+    return queryset.annotate(
+        budget_prompt_tokens=Sum("turns__prompt_tokens", filter=others),
+        budget_completion_tokens=Sum("turns__completion_tokens", filter=others),
+    )
 
-    turns = Turn.objects.filter(conversation_id=conversation_id)
-    if exclude_turn is not None:
-        turns = turns.exclude(pk=exclude_turn)
-    totals = turns.aggregate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
-    return int(totals["prompt"] or 0) + int(totals["completion"] or 0)
+
+def tokens_of(conversation: Any) -> int:
+    return int(getattr(conversation, "budget_prompt_tokens", 0) or 0) + int(
+        getattr(conversation, "budget_completion_tokens", 0) or 0
+    )
 
 
 def budget_exceeded_handle(

@@ -752,15 +752,12 @@ async def _agent_loop(
     agent = setup.agent
     backend = agent.backend or None
     _bind_backend(registry, backend, agent)
-    verified = await db(_is_verified)(conversation_id)
+    verified, spent = await db(_loop_start)(conversation_id, turn.pk)
     if not verified:
         setup = await db(_with_verifiers)(setup)
     tools, messages = await db(_offered)(setup, messages, verified=verified)
     if await db(_offer_verification_first)(conversation_id, turn, setup, messages, verified):
         return "done"
-    spent = await db(budgets.conversation_tokens)(
-        conversation_id=conversation_id, exclude_turn=turn.pk
-    )
     while True:
         exceeded = budgets.model_calls_check(model_calls=turn.model_calls) or budgets.tokens_check(
             used=spent + turn.prompt_tokens + turn.completion_tokens
@@ -1428,6 +1425,17 @@ def _identity(conversation_id: str) -> Any:
     from conversations.identity import identity_of
 
     return identity_of(Conversation.objects.get(pk=conversation_id))
+
+
+def _loop_start(conversation_id: str, turn_id: int) -> tuple[bool, int]:
+    """Whether the customer is verified, and the tokens the conversation's other turns used
+    (the token budget), in one query."""
+    from conversations.identity import identity_of
+
+    conversation = budgets.with_tokens(
+        Conversation.objects.filter(pk=conversation_id), exclude_turn=turn_id
+    ).get()
+    return identity_of(conversation) is not None, budgets.tokens_of(conversation)
 
 
 def _is_verified(conversation_id: str) -> bool:
