@@ -43,28 +43,29 @@ def messages_retention_apply(*, now: datetime | None = None, batch: int = BATCH)
         return {"messages": 0, "tool_calls": 0}
     stamp = now or timezone.now()
     done = {"messages": 0, "tool_calls": 0}
-    while True:
-        masked = _messages_batch(cutoff, stamp, batch)
-        done["messages"] += masked
-        if masked < batch:
-            break
-    while True:
-        masked = _tool_calls_batch(cutoff, stamp, batch)
-        done["tool_calls"] += masked
-        if masked < batch:
-            break
+    for kind, step in (("messages", _messages_batch), ("tool_calls", _tool_calls_batch)):
+        while True:
+            masked = step(cutoff, stamp, batch)
+            done[kind] += masked
+            if masked < batch:
+                break
     if any(done.values()):
         logger.info("retention_applied", cutoff=cutoff.isoformat(), **done)
     return done
 
 
+def _due[T: (Message, ToolCall)](model: type[T], cutoff: datetime, batch: int) -> list[T]:
+    """The next rows past retention not masked yet, locked (two schedulers skip each other's)."""
+    return list(
+        model.objects.select_for_update(skip_locked=True)
+        .filter(created_at__lt=cutoff, masked_at__isnull=True)
+        .order_by("pk")[:batch]
+    )
+
+
 def _messages_batch(cutoff: datetime, stamp: datetime, batch: int) -> int:
     with transaction.atomic():
-        rows = list(
-            Message.objects.select_for_update(skip_locked=True)
-            .filter(created_at__lt=cutoff, masked_at__isnull=True)
-            .order_by("pk")[:batch]
-        )
+        rows = _due(Message, cutoff, batch)
         for row in rows:
             row.content = mask_text(row.content)
             row.payload = mask(row.payload)
@@ -82,11 +83,7 @@ def _messages_batch(cutoff: datetime, stamp: datetime, batch: int) -> int:
 
 def _tool_calls_batch(cutoff: datetime, stamp: datetime, batch: int) -> int:
     with transaction.atomic():
-        rows = list(
-            ToolCall.objects.select_for_update(skip_locked=True)
-            .filter(created_at__lt=cutoff, masked_at__isnull=True)
-            .order_by("pk")[:batch]
-        )
+        rows = _due(ToolCall, cutoff, batch)
         for row in rows:
             row.arguments = mask(row.arguments)
             row.result = mask(row.result)

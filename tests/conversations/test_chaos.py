@@ -36,6 +36,13 @@ def _rolls(point: str, rate: float, n: int = 40) -> list[bool]:
     return [chaos.roll(point, rate) is not None for _ in range(n)]
 
 
+def _registry(server: OpenAITestServer) -> BackendRegistry:
+    return BackendRegistry(
+        [BackendConfig(name="openai", kind="openai", model="m", base_url=server.url,
+                       api_key="k", timeout=5, max_retries=0)]
+    )  # fmt: skip
+
+
 def test_off_by_default_injects_nothing(settings: Any) -> None:
     assert settings.CHAOS_ENABLED is False
     settings.CHAOS_MODEL_ERROR_RATE = 1.0
@@ -61,10 +68,7 @@ async def test_model_errors_reach_the_registry_as_backend_failures(chaos_on: Any
     chaos_on.CHAOS_MODEL_ERROR_RATE = 1.0
     with OpenAITestServer() as server:
         server.enqueue(text_reply("never sent"))
-        registry = BackendRegistry(
-            [BackendConfig(name="openai", kind="openai", model="m", base_url=server.url,
-                           api_key="k", timeout=5, max_retries=0)]
-        )  # fmt: skip
+        registry = _registry(server)
         with pytest.raises(LLMError) as caught:
             await registry.complete([ChatMessage(role="user", content="hi")])
         assert server.chat_requests == []
@@ -77,10 +81,7 @@ async def test_model_latency_is_added(chaos_on: Any) -> None:
     chaos_on.CHAOS_MODEL_LATENCY_MS = 400
     with OpenAITestServer() as server:
         server.enqueue(text_reply("slow"))
-        registry = BackendRegistry(
-            [BackendConfig(name="openai", kind="openai", model="m", base_url=server.url,
-                           api_key="k", timeout=5, max_retries=0)]
-        )  # fmt: skip
+        registry = _registry(server)
         started = time.perf_counter()
         completion = await registry.complete([ChatMessage(role="user", content="hi")])
     assert completion.text == "slow"
