@@ -98,8 +98,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def refuse_limited(self, refusal: socket_limits.Refusal) -> None:
         """Past a per-IP or per-visitor limit: accepted only to say why (a handshake refused
-        before accept reaches the browser as a bare 1006), then closed with 4429."""
-        await self.accept()
+        before accept reaches the browser as a bare 1006), then closed with 4429. Not counted
+        as an open socket (the gauge), so the plain accept."""
+        await AsyncWebsocketConsumer.accept(self)
         await self.send_json(
             {"type": "error", "code": str(ErrorCode.RATE_LIMITED), "message": refusal.message,
              "retry_after": refusal.retry_after}

@@ -72,6 +72,21 @@ async def test_open_sockets_per_visitor(settings: Any) -> None:
         await ws.disconnect()
 
 
+async def test_a_refused_handshake_is_not_counted_as_an_open_socket(settings: Any) -> None:
+    from conversations.protocol import OPEN_SOCKETS
+
+    settings.CHAT_MAX_SOCKETS_PER_VISITOR = 1
+    kept, _ = await _open("visitor-a")
+    before = OPEN_SOCKETS._value.get()
+    refused, first = await _open("visitor-a")
+    await _assert_limited(refused, first, "open chats")
+    await refused.disconnect()
+    assert OPEN_SOCKETS._value.get() == before
+    assert socket_limits.open_sockets("visitor:visitor-a") == 1
+    await kept.disconnect()
+    assert socket_limits.open_sockets("visitor:visitor-a") == 0
+
+
 async def test_handshakes_per_minute(settings: Any) -> None:
     settings.CHAT_HANDSHAKES_PER_MINUTE = 3
     for n in range(3):
