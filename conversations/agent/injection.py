@@ -32,7 +32,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "approval_claim",
             r"\b(already )?(approved|authori[sz]ed) by (the )?(customer|staff|"
-            r"admin|user)\b|\bno (approval|confirmation) (is )?(needed|required)\b",
+            r"admin|user)\b|\bno (approval|confirmation) (is )?(needed|required)\b"
+            r"|\b(skip|bypass|without)\b.{0,20}\b(approval|confirmation)\b"
+            r"|\bapprove (it|this|that|the \w+) (yourself|for me|on my behalf)\b",
         ),
         ("exfiltrate", r"\b(send|post|forward)\b.{0,40}\b(https?://|to this url|webhook)\b"),
     )
