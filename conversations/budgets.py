@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.conf import settings
-from django.db.models import Q, Sum
+from django.db.models import F, OuterRef, Subquery, Sum
 
 if TYPE_CHECKING:
     from conversations.models import Turn
 
 logger = structlog.get_logger(__name__)
-
-TRIGGER = "budget_exceeded"
 
 
 class Budget(StrEnum):
@@ -105,20 +103,16 @@ def wall_time_exceeded() -> Exceeded:
     return Exceeded(Budget.WALL_TIME, limit, limit)
 
 
-def with_tokens(queryset: Any, *, exclude_turn: int | None = None) -> Any:
-    """``queryset`` of conversations annotated with the tokens their turns used (without
-    ``exclude_turn``), read with :func:`tokens_of`: the budget rides on a query the runtime
-    makes anyway instead of costing one of its own."""
-    others = ~Q(turns__pk=exclude_turn) if exclude_turn is not None else Q()
-    return queryset.annotate(
-        budget_prompt_tokens=Sum("turns__prompt_tokens", filter=others),
-        budget_completion_tokens=Sum("turns__completion_tokens", filter=others),
-    )
+def tokens_subquery() -> Any:
+    """The tokens the conversation's turns used, as a scalar subquery on ``OuterRef
+    ("conversation_id")``: the budget rides on a query the runtime makes anyway."""
+    from conversations.models import Turn
 
-
-def tokens_of(conversation: Any) -> int:
-    return int(getattr(conversation, "budget_prompt_tokens", 0) or 0) + int(
-        getattr(conversation, "budget_completion_tokens", 0) or 0
+    return Subquery(
+        Turn.objects.filter(conversation_id=OuterRef("conversation_id"))
+        .values("conversation_id")
+        .annotate(used=Sum(F("prompt_tokens") + F("completion_tokens")))
+        .values("used")[:1]
     )
 
 
@@ -128,6 +122,7 @@ def budget_exceeded_handle(
     """Tell the customer (``say``), log it, and hand over (trigger ``budget_exceeded``). The
     turn itself is finished by the runtime with error code ``budget_exceeded``, which the
     ``turn_failed`` event carries."""
+    from conversations.handoff import HandoffTrigger
     from conversations.models import Message
     from conversations.services import handoff_request, message_append
 
@@ -146,4 +141,8 @@ def budget_exceeded_handle(
             turn=turn,
             payload={"frame": {"turn_id": turn.pk}} if turn else {},
         )
-    handoff_request(conversation_id=conversation_id, trigger=TRIGGER, reason=exceeded.reason)
+    handoff_request(
+        conversation_id=conversation_id,
+        trigger=HandoffTrigger.BUDGET_EXCEEDED,
+        reason=exceeded.reason,
+    )

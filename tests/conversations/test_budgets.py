@@ -10,8 +10,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations import budgets
-from conversations.agent.runtime import wait_idle
 from conversations.models import Conversation, Message, ToolCall, Turn
+from conversations.turns.engine import wait_idle
 from escalations.models import Escalation
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 from tests.support.openai_server import OpenAITestServer, text_reply, tool_call, tool_calls_reply

@@ -13,10 +13,10 @@ from django.db import OperationalError, connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config import chaos
-from conversations.agent.runtime import wait_idle
 from conversations.llm.registry import BackendConfig, BackendRegistry
 from conversations.llm.types import ChatMessage, LLMError
 from conversations.models import Conversation
+from conversations.turns.engine import wait_idle
 from tests.config.test_production_defaults import PRODUCTION
 from tests.config.test_settings import run
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations.agent.runtime import wait_idle
 from conversations.models import Conversation, Turn
+from conversations.turns.engine import wait_idle
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 from tests.support.openai_server import OpenAITestServer, text_reply, tool_call, tool_calls_reply
 

@@ -11,8 +11,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from analytics.models import Event
-from conversations.agent.runtime import PROMPT_LEAK_REPLY, wait_idle
 from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall
+from conversations.turns.engine import PROMPT_LEAK_REPLY, wait_idle
 from demo_shop.models import Order, OrderItem
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 from tests.support.openai_server import (

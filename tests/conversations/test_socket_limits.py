@@ -11,9 +11,9 @@ from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
 from conversations import socket_limits
-from conversations.agent.runtime import wait_idle
 from conversations.models import Conversation, Message
 from conversations.services import conversation_start
+from conversations.turns.engine import wait_idle
 from tests.conversations.chat import visitor_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
