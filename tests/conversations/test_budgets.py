@@ -86,10 +86,22 @@ async def test_tokens_per_conversation(
     first = await _turn(conversation, "where is my order 1042?")
     assert first[-1]["status"] == "completed"
     assert not await Escalation.objects.aexists()
-    # The first turn used 480 + 4 tokens (the budget is checked before each model call).
+    # The first turn used 480 + 4 tokens: the next turn is refused when it is claimed (and a
+    # turn that crosses the budget midway stops before its next model call).
     model_server.enqueue(text_reply("Order 1043 is paid.", prompt_tokens=480))
-    frames = await _turn(conversation, "where is my order 1043?", client_id="c2")
-    await _assert_budget_handoff(frames, "tokens")
+    ws, _ = await connect(conversation.pk, "visitor-a")
+    await ws.send_json_to({"type": "message", "client_id": "c2", "content": "and order 1043?"})
+    frames = await frames_until(
+        ws, lambda f: f["type"] == "message" and "amount of work" in f.get("content", "")
+    )
+    await ws.disconnect()
+    await wait_idle()
+    assert frames
+    escalation = await Escalation.objects.aget()
+    assert escalation.trigger == "budget_exceeded" and "tokens budget" in escalation.reason
+    assert "(484 of 400)" in escalation.reason
+    turn = await Turn.objects.order_by("-pk").afirst()
+    assert turn is not None and turn.error_code == "budget_exceeded"
     assert _agent_calls(model_server) == 1
 
 
@@ -158,3 +170,17 @@ def test_budget_settings_refuse_bad_values(monkeypatch: Any, value: str) -> None
     monkeypatch.setenv("CONVERSATION_MAX_TOKENS", value)
     with pytest.raises((ImproperlyConfigured, ValueError)):
         env_int("CONVERSATION_MAX_TOKENS", 500_000, minimum=1)
+
+
+async def test_tokens_crossed_within_a_turn_stop_the_next_model_call(
+    openai_backend: Any, model_server: OpenAITestServer, conversation: Conversation, settings: Any
+) -> None:
+    settings.CONVERSATION_MAX_TOKENS = 100
+    await sync_to_async(verify_customer)(conversation.pk)
+    model_server.enqueue(
+        tool_calls_reply(tool_call("getOrder", {"order_number": 1042}), prompt_tokens=200),
+        text_reply("never asked for"),
+    )
+    frames = await _turn(conversation, "where is my order 1042?")
+    await _assert_budget_handoff(frames, "tokens")
+    assert _agent_calls(model_server) == 1
