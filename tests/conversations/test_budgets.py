@@ -45,35 +45,41 @@ async def _assert_budget_handoff(frames: list[Any], budget: str) -> None:
     assert turn is not None and turn.error_code == "budget_exceeded"
 
 
-async def test_tool_calls_per_turn(
-    openai_backend: Any, model_server: OpenAITestServer, conversation: Conversation, settings: Any
+ONE_LOOKUP = tool_calls_reply(tool_call("getOrder", {"order_number": 1042}))
+TWO_LOOKUPS = tool_calls_reply(
+    tool_call("getOrder", {"order_number": 1042}), tool_call("getOrder", {"order_number": 1043})
+)
+BIG_LOOKUP = tool_calls_reply(tool_call("getOrder", {"order_number": 1042}), prompt_tokens=200)
+
+
+@pytest.mark.parametrize(
+    ("setting", "limit", "first", "budget", "calls"),
+    [
+        # Two lookups asked for, one allowed: the second never goes out.
+        ("TURN_MAX_TOOL_CALLS", 1, TWO_LOOKUPS, "tool_calls", 1),
+        # A lookup, then the answer would be a second model call.
+        ("TURN_MAX_MODEL_CALLS", 1, ONE_LOOKUP, "model_calls", 1),
+        # The first call's 200 prompt tokens cross the conversation's budget midway.
+        ("CONVERSATION_MAX_TOKENS", 100, BIG_LOOKUP, "tokens", 1),
+    ],
+)
+async def test_a_budget_crossed_within_a_turn_ends_it(
+    openai_backend: Any,
+    model_server: OpenAITestServer,
+    conversation: Conversation,
+    settings: Any,
+    setting: str,
+    limit: int,
+    first: Any,
+    budget: str,
+    calls: int,
 ) -> None:
-    settings.TURN_MAX_TOOL_CALLS = 1
+    setattr(settings, setting, limit)
     await sync_to_async(verify_customer)(conversation.pk)
-    model_server.enqueue(
-        tool_calls_reply(
-            tool_call("getOrder", {"order_number": 1042}),
-            tool_call("getOrder", {"order_number": 1043}),
-        ),
-        text_reply("never asked for"),
-    )
+    model_server.enqueue(first, text_reply("never asked for"))
     frames = await _turn(conversation, "where are my orders 1042 and 1043?")
-    await _assert_budget_handoff(frames, "tool_calls")
-    assert await ToolCall.objects.acount() == 1  # the second call never went out
-    assert _agent_calls(model_server) == 1
-
-
-async def test_model_calls_per_turn(
-    openai_backend: Any, model_server: OpenAITestServer, conversation: Conversation, settings: Any
-) -> None:
-    settings.TURN_MAX_MODEL_CALLS = 1
-    await sync_to_async(verify_customer)(conversation.pk)
-    model_server.enqueue(
-        tool_calls_reply(tool_call("getOrder", {"order_number": 1042})),
-        text_reply("never asked for"),
-    )
-    frames = await _turn(conversation, "where is my order 1042?")
-    await _assert_budget_handoff(frames, "model_calls")
+    await _assert_budget_handoff(frames, budget)
+    assert await ToolCall.objects.acount() == calls
     assert _agent_calls(model_server) == 1
 
 
@@ -170,17 +176,3 @@ def test_budget_settings_refuse_bad_values(monkeypatch: Any, value: str) -> None
     monkeypatch.setenv("CONVERSATION_MAX_TOKENS", value)
     with pytest.raises((ImproperlyConfigured, ValueError)):
         env_int("CONVERSATION_MAX_TOKENS", 500_000, minimum=1)
-
-
-async def test_tokens_crossed_within_a_turn_stop_the_next_model_call(
-    openai_backend: Any, model_server: OpenAITestServer, conversation: Conversation, settings: Any
-) -> None:
-    settings.CONVERSATION_MAX_TOKENS = 100
-    await sync_to_async(verify_customer)(conversation.pk)
-    model_server.enqueue(
-        tool_calls_reply(tool_call("getOrder", {"order_number": 1042}), prompt_tokens=200),
-        text_reply("never asked for"),
-    )
-    frames = await _turn(conversation, "where is my order 1042?")
-    await _assert_budget_handoff(frames, "tokens")
-    assert _agent_calls(model_server) == 1
