@@ -137,3 +137,23 @@ async def test_messages_per_ip(settings: Any) -> None:
     for ws in (first, second):
         await ws.disconnect()
     await wait_idle()
+
+
+def test_message_limits_cost_one_redis_round_trip(redis_url: str, monkeypatch: Any) -> None:
+    """With Redis the IP's and the visitor's counts are one script: a chat turn keeps its
+    Redis budget (tests/conversations/test_turn_budget.py) plus this one trip."""
+    from django.core.cache import cache
+
+    client = socket_limits.Client(ip="203.0.113.9", visitor="visitor-a")
+    assert socket_limits.message_check(client) is None  # the script is loaded
+    redis = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    commands: list[str] = []
+    original = redis.execute_command
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        commands.append(str(args[0]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(redis, "execute_command", counting)
+    assert socket_limits.message_check(client) is None
+    assert commands == ["EVALSHA"]
