@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -13,7 +14,7 @@ from django.conf import settings
 from config.errors import ApplicationError, ErrorCode
 from config.hub import NO_LAYER, Encoded, encode_frame, hub
 from config.logging import bind_ws_context
-from conversations import protocol
+from conversations import protocol, socket_limits
 from conversations.realtime import conversation_group
 from escalations.realtime import SESSION_EVENT_TYPE, scope_session, staff_user_group
 from escalations.selectors import user_session_valid
@@ -35,7 +36,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     session_user_id: int | None = None
     session_key: str | None = None
     session_hash: str = ""
+    # "actiondesk" when the widget offered its visitor token as a subprotocol.
+    subprotocol: str | None = None
     ended: bool = False
+    client: socket_limits.Client | None = None  # set once the socket counts as open
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -54,6 +58,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # The widget's frame has no cookie of ours (third-party): its visitor token comes as a
         # subprotocol (sites.visitors); the chat page's visitor comes in the signed cookie.
         token = token_from_subprotocols(self.scope)
+        self.subprotocol = SUBPROTOCOL if token is not None else None
+        visitor_id = visitor_from_scope(self.scope) if token is None else None
+        client = socket_limits.Client.from_scope(self.scope, visitor_id)
+        refusal = await sync_to_async(socket_limits.connect_check)(client)
+        if refusal is not None:
+            await self.refuse_limited(refusal)
+            return
+        self.client = client
         if token is not None:
             conversation = await database_sync_to_async(conversation_get_for_widget)(
                 conversation_id=self.conversation_id, token=token
@@ -61,7 +73,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             conversation = await database_sync_to_async(conversation_get_for_visitor)(
                 conversation_id=self.conversation_id,
-                visitor_id=visitor_from_scope(self.scope),
+                visitor_id=visitor_id,
                 user=self.scope.get("user"),
             )
         if conversation is None:
@@ -79,7 +91,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if self.session_user_id is not None:
                 await relay.join(staff_user_group(self.session_user_id), self)
             self.joined = True
-        await self.accept(SUBPROTOCOL if token is not None else None)
+        await self.accept(self.subprotocol)
         protocol.socket_opened()
         if conversation.state == conversation.State.AWAITING_APPROVAL:
             # A reconnect is also the moment to finish an approved call a restart left behind
@@ -97,7 +109,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.release()
 
+    async def refuse_limited(self, refusal: socket_limits.Refusal) -> None:
+        """Past a per-IP or per-visitor limit: accepted only to say why (a handshake refused
+        before accept reaches the browser as a bare 1006), then closed with 4429. Not counted
+        as an open socket (the gauge), so the plain accept."""
+        # With the widget's subprotocol, or the browser drops the answer unread.
+        await AsyncWebsocketConsumer.accept(self, self.subprotocol)
+        await self.send_json(
+            {"type": "error", "code": str(ErrorCode.RATE_LIMITED), "message": refusal.message,
+             "retry_after": refusal.retry_after}
+        )  # fmt: skip
+        await self.close(code=CLOSE_FLOODING, reason=refusal.message)
+
     async def disconnect(self, code: int) -> None:
+        if self.client is not None:
+            await sync_to_async(socket_limits.socket_closed)(self.client)
+            self.client = None
         relay = hub()
         if self.joined and relay is not None:
             await relay.leave(conversation_group(self.conversation_id), self)
@@ -121,6 +148,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.release()
 
     async def send_error(self, exc: ApplicationError) -> None:
+        # Refused frames are logged (SECURITY-TESTS row 8), with the socket's ids bound.
+        logger.warning("chat_frame_rejected", code=str(exc.code))
         frame: dict[str, Any] = {"type": "error", "code": str(exc.code), "message": exc.message}
         frame.update(exc.details)
         if exc.retry_after is not None:

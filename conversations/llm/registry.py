@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from config import chaos
 from conversations.llm import metrics
 from conversations.llm.base import Backend, BackendConfig, BackendFactory
 from conversations.llm.breaker import CircuitBreaker, CircuitState, OutcomeWindow, Permit
@@ -284,6 +285,7 @@ class BackendRegistry:
         try:
             while True:
                 try:
+                    await chaos.model_attempt(slot.name)  # off unless CHAOS_ENABLED
                     completion = await backend.complete(
                         messages, tools=tools, temperature=temperature
                     )
@@ -326,6 +328,7 @@ class BackendRegistry:
                 emitted = False
                 events = backend.stream(messages, tools=tools, temperature=temperature)
                 try:
+                    await chaos.model_attempt(slot.name)  # off unless CHAOS_ENABLED
                     async for event in events:
                         if isinstance(event, Done):
                             completion = replace(event.completion, attempts=retries + 1)
