@@ -34,7 +34,11 @@ ROLES: dict[str, tuple[str, ...]] = {
         "analytics.view_*",
         "openapi_import.view_*",
     ),
-    VIEWER: tuple(f"{app}.view_*" for app in PRODUCT_APPS if app != "access"),
+    # The analytics dashboard is for supervisors and viewers, not support agents.
+    VIEWER: (
+        *(f"{app}.view_*" for app in PRODUCT_APPS if app != "access"),
+        "analytics.read_dashboard",
+    ),
 }
 
 

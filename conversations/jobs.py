@@ -17,3 +17,11 @@ def pending_work() -> dict[str, int]:
 def interrupts_expire() -> int:
     """Overdue approvals expire within seconds, not only when someone reads them."""
     return interrupts_expire_due()
+
+
+@periodic(name="close_idle_conversations", every_seconds=60)
+def close_idle_conversations() -> int:
+    """Idle conversations close after CONVERSATION_IDLE_CLOSE_MINUTES (docs/analytics.md)."""
+    from conversations.resolution import conversations_close_idle
+
+    return conversations_close_idle()

@@ -11,6 +11,7 @@ import structlog
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from analytics.models import EventType
@@ -23,14 +24,15 @@ logger = structlog.get_logger(__name__)
 
 State = Conversation.State
 
-# SPEC §7. "closed" is reachable from every state and leaves nowhere.
+# SPEC §7. "closed" is reachable from every state; a customer who returns reopens it with the
+# AI (conversations.resolution).
 TRANSITIONS: dict[str, frozenset[str]] = {
     State.AI_ACTIVE: frozenset({State.AWAITING_APPROVAL, State.ESCALATED, State.RESOLVED}),
     State.AWAITING_APPROVAL: frozenset({State.AI_ACTIVE, State.ESCALATED}),
     State.ESCALATED: frozenset({State.HUMAN_ACTIVE, State.AI_ACTIVE}),
     State.HUMAN_ACTIVE: frozenset({State.RESOLVED, State.AI_ACTIVE}),
     State.RESOLVED: frozenset({State.AI_ACTIVE}),
-    State.CLOSED: frozenset(),
+    State.CLOSED: frozenset({State.AI_ACTIVE}),
 }
 # While a human holds (or is about to hold) the conversation the AI stays silent.
 AI_SILENT_STATES = frozenset({State.ESCALATED, State.HUMAN_ACTIVE, State.CLOSED})
@@ -74,18 +76,22 @@ def message_append(
         )
 
 
-def _seq_next(conversation_id: UUID | str, *, title: str = "") -> tuple[int, str]:
+def _seq_next(
+    conversation_id: UUID | str, *, title: str = "", customer: bool = False
+) -> tuple[int, str]:
     """Take the conversation's next ``seq`` (and set its title if it has none); returns the
     seq and the conversation's state. Call inside a transaction: the updated row stays locked
-    until commit, which serialises seq allocation between processes.
+    until commit, which serialises seq allocation between processes. A ``customer`` message
+    also withdraws an unanswered "Did that solve it?": the customer asked for more instead.
 
     One ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35) in place of a locked read and an
     update: the ORM's ``update()`` returns no values, and this runs on every message of every
     chat turn (docs/performance.md)."""
     table = connection.ops.quote_name(Conversation._meta.db_table)
+    withdraw = ", resolution_asked_at = NULL" if customer else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + 1, updated_at = %s, "  # noqa: S608
+            f"UPDATE {table} SET last_seq = last_seq + 1, updated_at = %s{withdraw}, "  # noqa: S608
             "title = CASE WHEN title = '' THEN %s ELSE title END "
             "WHERE id = %s RETURNING last_seq, state",
             [
@@ -115,9 +121,7 @@ def user_message_receive(
         # Sequence number, title and the message in one transaction; a resend (same
         # client_id) or a closed conversation rolls it all back.
         with transaction.atomic():
-            seq, state = _seq_next(conversation_id, title=content)
-            if state == State.CLOSED:
-                raise ApplicationError(ErrorCode.INVALID_TRANSITION, "This conversation is closed.")
+            seq, state = _seq_next(conversation_id, title=content, customer=True)
             message = _message_store(
                 conversation_id=conversation_id,
                 seq=seq,
@@ -131,7 +135,11 @@ def user_message_receive(
         # A resend after a reconnect, or two sockets sending the same client_id at once: the
         # first one stored it.
         return Message.objects.get(conversation_id=conversation_id, client_id=client_id), False
-    if state == State.RESOLVED:
+    if state == State.CLOSED:
+        from conversations.resolution import conversation_reopen
+
+        conversation_reopen(conversation_id=conversation_id)
+    elif state == State.RESOLVED:
         conversation_transition(
             conversation=Conversation.objects.get(pk=conversation_id),
             to_state=State.AI_ACTIVE,
@@ -160,16 +168,19 @@ def conversation_transition(
             conversation.state = from_state
             return conversation
         allowed = to_state == State.CLOSED or to_state in TRANSITIONS[from_state]
-        if from_state == State.CLOSED or not allowed:
+        if not allowed:
             raise ApplicationError(
                 ErrorCode.INVALID_TRANSITION,
                 f"A conversation cannot go from {from_state} to {to_state}.",
                 details={"from": from_state, "to": to_state},
             )
         updates: dict[str, Any] = {"state": to_state, "updated_at": timezone.now()}
-        reopened = from_state == State.RESOLVED and to_state == State.AI_ACTIVE
+        reopened = from_state in (State.RESOLVED, State.CLOSED) and to_state == State.AI_ACTIVE
         if reopened:
             updates["reopen_count"] = F("reopen_count") + 1
+        if to_state == State.ESCALATED:
+            # The first handoff, kept for "handoff wins" (docs/analytics.md).
+            updates["escalated_at"] = Coalesce(F("escalated_at"), updates["updated_at"])
         Conversation.objects.filter(pk=conversation.pk).update(**updates)
         StateTransition.objects.create(
             conversation=current,

@@ -422,7 +422,10 @@ _FINISH_FIELDS = (
 
 def _turn_finish(turn: Turn, status: str, *, error_code: str = "") -> None:
     if status == Turn.Status.AWAITING_APPROVAL:
-        Turn.objects.filter(pk=turn.pk).update(status=status, plan=turn.plan)
+        # The work so far; the resumed part adds its own (resume_turn).
+        Turn.objects.filter(pk=turn.pk).update(
+            status=status, plan=turn.plan, latency_ms=turn.latency_ms
+        )
         return
     turn.status = status
     turn.finished_at = timezone.now()
@@ -435,6 +438,10 @@ def _turn_finish(turn: Turn, status: str, *, error_code: str = "") -> None:
         latency_ms=turn.latency_ms,
         data={"turn_id": turn.pk, "first_token_ms": turn.first_token_ms},
     )
+    if status == Turn.Status.COMPLETED:
+        from conversations.resolution import turn_mark_resolving
+
+        turn_mark_resolving(turn=turn)
 
 
 def _pause(conversation_id: str, turn: Turn) -> None:
@@ -750,7 +757,7 @@ async def _agent_loop(
                 conversation_id, turn, completion, text, agent
             )
             return "done"
-        await db(_model_event)(conversation_id, turn, completion, None)
+        await db(_model_event)(conversation_id, turn, completion, None, agent=agent)
         messages.append(
             ChatMessage(
                 role="assistant", content=completion.text or None, tool_calls=completion.tool_calls
@@ -840,7 +847,7 @@ def _reply(
     conversation_id: str, turn: Turn, completion: Completion, text: str, agent: Agent
 ) -> None:
     # The turn's counters are stored by _turn_finish, which follows at once.
-    _model_event(conversation_id, turn, completion, None, store=False)
+    _model_event(conversation_id, turn, completion, None, store=False, agent=agent)
     _say(conversation_id, turn, Message.Role.ASSISTANT, text, agent)
     _remember_question(conversation_id, agent, completion, text)
 
@@ -870,14 +877,17 @@ def _model_event(
     elapsed: float = 0.0,
     *,
     store: bool = True,
+    agent: Agent | None = None,
 ) -> None:
     turn.model_calls += 1
     latency = elapsed * 1000
+    agent_name = agent.name if agent else (turn.agent.name if turn.agent_id and turn.agent else "")
     if completion is None:
         assert error is not None
         event_record(
             type=EventType.MODEL_CALLED,
             conversation_id=conversation_id,
+            agent=agent_name,
             backend=error.backend,
             outcome=str(error.kind),
             latency_ms=latency,
@@ -899,6 +909,7 @@ def _model_event(
     event_record(
         type=EventType.MODEL_CALLED,
         conversation_id=conversation_id,
+        agent=agent_name,
         backend=completion.backend,
         model=completion.model,
         outcome="ok",
@@ -1242,6 +1253,7 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
         return
     turn = await db(Turn.objects.select_related("user_message").get)(pk=interrupt.turn_id)
     await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
+    started = time.perf_counter()
     status: str = Turn.Status.COMPLETED
     error_code = ""
     try:
@@ -1265,6 +1277,8 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
             Message.Role.SYSTEM,
             "Sorry, something went wrong on our side while finishing that.",
         )
+    # The work after the decision (the wait for it is the approval latency, counted apart).
+    turn.latency_ms = (turn.latency_ms or 0) + (time.perf_counter() - started) * 1000
     await db(_turn_finish)(turn, status, error_code=error_code)
     await _emit(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
 
