@@ -331,3 +331,42 @@ def analytics_summary(*, report: ReportRange, now: datetime) -> dict[str, Any]:
         **current,
         "series": _series(report, rows),
     }
+
+
+def summary_tables(summary: dict[str, Any]) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """Every table of the dashboard as (header, rows), for its CSV export."""
+    counts = summary["conversations"]["counts"]
+    rates = summary["conversations"]["rates"]
+    return {
+        "cards": (
+            ["metric", "value", "previous", "change"],
+            [[c["key"], c["value"], c["previous"], c["change"]] for c in summary["cards"]],
+        ),
+        "conversations": (
+            ["figure", "value"],
+            [[key, value] for key, value in counts.items()]
+            + [[f"{key}_rate", value] for key, value in rates.items()],
+        ),
+        "operations": (
+            ["operation", "calls", "succeeded", "failed", "success_rate", "latency_median_ms",
+             "latency_p95_ms"],  # fmt: skip
+            [list(row.values()) for row in summary["operations"]],
+        ),
+        "agents": (
+            ["agent", "selections", "model_calls", "tokens", "cost", "resolving_turns"],
+            [list(row.values()) for row in summary["agents"]],
+        ),
+        "backends": (
+            ["backend", "calls", "errors", "error_rate", "latency_median_ms", "latency_p95_ms"],
+            [list(row.values()) for row in summary["backends"]],
+        ),
+        "escalation_reasons": (
+            ["reason", "count"],
+            [[row["reason"], row["count"]] for row in summary["escalation_reasons"]],
+        ),
+        "series": (
+            ["start", "conversations", "ai_resolved", "escalated", "tool_calls", "tool_failures",
+             "cost"],  # fmt: skip
+            [list(row.values()) for row in summary["series"]],
+        ),
+    }
