@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
+from typing import Any
 
 from django.utils.safestring import SafeString, mark_safe
 
@@ -35,14 +36,14 @@ def _ceiling(value: float) -> float:
 def stacked_bars(
     *,
     title: str,
-    points: Sequence[dict[str, object]],
+    points: Sequence[dict[str, Any]],
     layers: Sequence[tuple[str, str, str]],
     daily: bool,
 ) -> SafeString:
     """One bar per point, stacked from ``layers`` (key, label, css class) bottom up."""
     if not points:
-        return mark_safe("")  # noqa: S308 (nothing to draw)
-    totals = [sum(float(point[key]) for key, _, _ in layers) for point in points]  # type: ignore[arg-type]
+        return mark_safe("")
+    totals = [sum(float(point[key]) for key, _, _ in layers) for point in points]
     top = _ceiling(max(totals))
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
@@ -65,10 +66,10 @@ def stacked_bars(
     every = max(1, len(points) // 8)
     for index, point in enumerate(points):
         x = LEFT + slot * index + (slot - bar) / 2
-        base = TOP + plot_h
+        base = float(TOP + plot_h)
         tooltip = [_label(str(point["start"]), daily)]
         for key, label, css in layers:
-            value = float(point[key])  # type: ignore[arg-type]
+            value = float(point[key])
             tooltip.append(f"{label}: {value:g}")
             if value <= 0:
                 continue

@@ -213,4 +213,3 @@ def merge_buckets(rows: Iterable[dict[str, Any]], field: str) -> tuple[list[int]
         if top is not None and (largest is None or top > largest):
             largest = top
     return merged, largest
-

@@ -306,8 +306,14 @@ def _cards(current: dict[str, Any], previous: dict[str, Any]) -> list[dict[str, 
         if value is not None and before is not None:
             change = round(value - before, 4)
         cards.append(
-            {"key": key, "label": label, "unit": unit, "value": value, "previous": before,
-             "change": change}  # fmt: skip
+            {
+                "key": key,
+                "label": label,
+                "unit": unit,
+                "value": value,
+                "previous": before,
+                "change": change,
+            }
         )
     return cards
 
@@ -348,8 +354,15 @@ def summary_tables(summary: dict[str, Any]) -> dict[str, tuple[list[str], list[l
             + [[f"{key}_rate", value] for key, value in rates.items()],
         ),
         "operations": (
-            ["operation", "calls", "succeeded", "failed", "success_rate", "latency_median_ms",
-             "latency_p95_ms"],  # fmt: skip
+            [
+                "operation",
+                "calls",
+                "succeeded",
+                "failed",
+                "success_rate",
+                "latency_median_ms",
+                "latency_p95_ms",
+            ],
             [list(row.values()) for row in summary["operations"]],
         ),
         "agents": (
@@ -365,8 +378,15 @@ def summary_tables(summary: dict[str, Any]) -> dict[str, tuple[list[str], list[l
             [[row["reason"], row["count"]] for row in summary["escalation_reasons"]],
         ),
         "series": (
-            ["start", "conversations", "ai_resolved", "escalated", "tool_calls", "tool_failures",
-             "cost"],  # fmt: skip
+            [
+                "start",
+                "conversations",
+                "ai_resolved",
+                "escalated",
+                "tool_calls",
+                "tool_failures",
+                "cost",
+            ],
             [list(row.values()) for row in summary["series"]],
         ),
     }

@@ -75,8 +75,10 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
         "conversation_chart": stacked_bars(
             title="Conversations started, by outcome",
             points=[
-                {**point, "other": point["conversations"] - point["ai_resolved"]
-                 - point["escalated"]}  # fmt: skip
+                {
+                    **point,
+                    "other": point["conversations"] - point["ai_resolved"] - point["escalated"],
+                }
                 for point in summary["series"]
             ],
             layers=[
@@ -92,7 +94,10 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
                 {**point, "tool_ok": point["tool_calls"] - point["tool_failures"]}
                 for point in summary["series"]
             ],
-            layers=[("tool_ok", "Succeeded", "chart--ok"), ("tool_failures", "Failed", "chart--bad")],
+            layers=[
+                ("tool_ok", "Succeeded", "chart--ok"),
+                ("tool_failures", "Failed", "chart--bad"),
+            ],
             daily=daily,
         ),
     }

@@ -167,9 +167,9 @@ def conversations_close_idle(*, now: datetime | None = None, limit: int = 500) -
     ``CONVERSATION_IDLE_CLOSE_MINUTES``. Returns how many closed."""
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=settings.CONVERSATION_IDLE_CLOSE_MINUTES)
-    idle = Conversation.objects.filter(
-        state__in=CLOSABLE_STATES, updated_at__lt=cutoff
-    ).order_by("updated_at")[:limit]
+    idle = Conversation.objects.filter(state__in=CLOSABLE_STATES, updated_at__lt=cutoff).order_by(
+        "updated_at"
+    )[:limit]
     minutes = settings.CONVERSATION_IDLE_CLOSE_MINUTES
     return sum(
         conversation_close(conversation=conversation, reason=f"idle for {minutes} min")

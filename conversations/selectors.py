@@ -6,7 +6,6 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
@@ -40,7 +39,10 @@ def conversation_latest_open_for_visitor(*, visitor_id: str) -> Conversation | N
     recently = timezone.now() - timedelta(days=settings.ANALYTICS_DURABLE_DAYS)
     return (
         Conversation.objects.filter(visitor_id=visitor_id)
-        .exclude(Q(state=Conversation.State.CLOSED), Q(closed_at__isnull=True) | Q(closed_at__lt=recently))
+        .exclude(
+            Q(state=Conversation.State.CLOSED),
+            Q(closed_at__isnull=True) | Q(closed_at__lt=recently),
+        )
         .order_by("-updated_at")
         .first()
     )

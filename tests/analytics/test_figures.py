@@ -44,20 +44,44 @@ def dataset() -> dict[str, Conversation]:
     h, d = timedelta(hours=1), timedelta(days=1)
     conversations = {
         # Confirmed on day 0, closed: durable (more than 7 days ago).
-        "A": _conversation(BASE + h, state="closed", resolution="confirmed",
-                           resolved_at=BASE + 2 * h, resolved_turns=2, turn_count=2,
-                           closed_at=BASE + 3 * h),  # fmt: skip
+        "A": _conversation(
+            BASE + h,
+            state="closed",
+            resolution="confirmed",
+            resolved_at=BASE + 2 * h,
+            resolved_turns=2,
+            turn_count=2,
+            closed_at=BASE + 3 * h,
+        ),
         # Assumed on day 5: not durable yet.
-        "B": _conversation(BASE + 5 * d, state="closed", resolution="assumed",
-                           resolved_at=BASE + 5 * d + h, resolved_turns=3, turn_count=3,
-                           closed_at=BASE + 5 * d + h),  # fmt: skip
+        "B": _conversation(
+            BASE + 5 * d,
+            state="closed",
+            resolution="assumed",
+            resolved_at=BASE + 5 * d + h,
+            resolved_turns=3,
+            turn_count=3,
+            closed_at=BASE + 5 * d + h,
+        ),
         # The AI answered and the customer confirmed, then asked for a person: handoff wins.
-        "C": _conversation(BASE + 2 * d, state="human_active", resolution="confirmed",
-                           resolved_at=BASE + 2 * d + h, resolved_turns=1, turn_count=1,
-                           escalated_at=BASE + 2 * d + 2 * h),  # fmt: skip
+        "C": _conversation(
+            BASE + 2 * d,
+            state="human_active",
+            resolution="confirmed",
+            resolved_at=BASE + 2 * d + h,
+            resolved_turns=1,
+            turn_count=1,
+            escalated_at=BASE + 2 * d + 2 * h,
+        ),
         # Closed, then the customer came back: reopened, its resolution taken back.
-        "D": _conversation(BASE + 3 * d, state="ai_active", reopen_count=1, turn_count=2,
-                           closed_at=BASE + 3 * d + h, reopened_at=BASE + 3 * d + 2 * h),  # fmt: skip
+        "D": _conversation(
+            BASE + 3 * d,
+            state="ai_active",
+            reopen_count=1,
+            turn_count=2,
+            closed_at=BASE + 3 * d + h,
+            reopened_at=BASE + 3 * d + 2 * h,
+        ),
         # Closed without a resolution: abandoned.
         "E": _conversation(BASE + 4 * d, state="closed", turn_count=1, closed_at=BASE + 4 * d + h),
         # The last minute of the range: inside, still open.
@@ -65,8 +89,12 @@ def dataset() -> dict[str, Conversation]:
         # The range's end is exclusive.
         "G": _conversation(BASE + 7 * d, turn_count=1),
         # The second before: the previous period (escalated).
-        "H": _conversation(BASE - timedelta(seconds=1), turn_count=1, state="escalated",
-                           escalated_at=BASE - timedelta(seconds=1)),  # fmt: skip
+        "H": _conversation(
+            BASE - timedelta(seconds=1),
+            turn_count=1,
+            state="escalated",
+            escalated_at=BASE - timedelta(seconds=1),
+        ),
         # Opened, never written to: started, not handled.
         "I": _conversation(BASE + d),
     }
@@ -75,14 +103,30 @@ def dataset() -> dict[str, Conversation]:
         _event("turn_completed", at, latency_ms=latency, data={"first_token_ms": first})
     for outcome, latency in (("succeeded", 100), ("succeeded", 200), ("timeout", 5000)):
         _event("tool_called", at, operation="getOrder", outcome=outcome, latency_ms=latency)
-    _event("tool_called", at + timedelta(minutes=30), operation="cancelOrder",
-           outcome="succeeded", latency_ms=300)  # fmt: skip
+    _event(
+        "tool_called",
+        at + timedelta(minutes=30),
+        operation="cancelOrder",
+        outcome="succeeded",
+        latency_ms=300,
+    )
     _event("tool_called", BASE - timedelta(seconds=1), operation="getOrder", outcome="succeeded")
     for _ in range(2):
-        _event("model_called", at, agent="Orders", backend="openai", model="m", outcome="ok",
-               latency_ms=800, prompt_tokens=100, completion_tokens=50, cost=Decimal("0.01"))  # fmt: skip
-    _event("model_called", at, agent="Orders", backend="openai", outcome="timeout",
-           latency_ms=10_000)  # fmt: skip
+        _event(
+            "model_called",
+            at,
+            agent="Orders",
+            backend="openai",
+            model="m",
+            outcome="ok",
+            latency_ms=800,
+            prompt_tokens=100,
+            completion_tokens=50,
+            cost=Decimal("0.01"),
+        )
+    _event(
+        "model_called", at, agent="Orders", backend="openai", outcome="timeout", latency_ms=10_000
+    )
     for agent in ("Orders", "Orders", "Returns"):
         _event("agent_selected", at, agent=agent)
     _event("turn_resolving", at, agent="Orders")
@@ -110,10 +154,19 @@ def _check(summary: dict[str, Any]) -> None:
     counts = summary["conversations"]["counts"]
     # Started: A B C D E F I (G is at the end, H before the start); handled: all but I.
     assert counts == {
-        "started": 7, "handled": 6, "escalated": 1, "confirmed": 1, "assumed": 1,
-        "durable": 1, "reopened": 1, "reopen_base": 4, "abandoned": 1, "ai_resolved": 2,
-        "durable_pending": 1, "open": 2,
-    }  # fmt: skip
+        "started": 7,
+        "handled": 6,
+        "escalated": 1,
+        "confirmed": 1,
+        "assumed": 1,
+        "durable": 1,
+        "reopened": 1,
+        "reopen_base": 4,
+        "abandoned": 1,
+        "ai_resolved": 2,
+        "durable_pending": 1,
+        "open": 2,
+    }
     rates = summary["conversations"]["rates"]
     assert rates["ai_resolution"] == round(2 / 6, 4)
     assert rates["confirmed_resolution"] == round(1 / 6, 4)  # C is escalated, not confirmed
@@ -128,30 +181,68 @@ def _check(summary: dict[str, Any]) -> None:
     assert latency["pickup"]["median_ms"] == 120_000.0
     assert latency["first_staff_action"]["median_ms"] == 180_000.0
     assert summary["operations"] == [
-        {"operation": "cancelOrder", "calls": 1, "succeeded": 1, "failed": 0,
-         "success_rate": 1.0, "latency_median_ms": 300.0, "latency_p95_ms": 300.0},
-        {"operation": "getOrder", "calls": 3, "succeeded": 2, "failed": 1,
-         "success_rate": round(2 / 3, 4), "latency_median_ms": 200.0, "latency_p95_ms": 5000.0},
-    ]  # fmt: skip
+        {
+            "operation": "cancelOrder",
+            "calls": 1,
+            "succeeded": 1,
+            "failed": 0,
+            "success_rate": 1.0,
+            "latency_median_ms": 300.0,
+            "latency_p95_ms": 300.0,
+        },
+        {
+            "operation": "getOrder",
+            "calls": 3,
+            "succeeded": 2,
+            "failed": 1,
+            "success_rate": round(2 / 3, 4),
+            "latency_median_ms": 200.0,
+            "latency_p95_ms": 5000.0,
+        },
+    ]
     assert summary["approvals"] == {
-        "requested": 3, "approved": 1, "rejected": 1, "expired": 1,
+        "requested": 3,
+        "approved": 1,
+        "rejected": 1,
+        "expired": 1,
         "approval_rate": round(1 / 3, 4),
-    }  # fmt: skip
+    }
     assert summary["usage"] == {
-        "prompt_tokens": 200, "completion_tokens": 100, "cost": 0.02,
-        "tokens_per_conversation": 50.0, "cost_per_conversation": round(0.02 / 6, 4),
+        "prompt_tokens": 200,
+        "completion_tokens": 100,
+        "cost": 0.02,
+        "tokens_per_conversation": 50.0,
+        "cost_per_conversation": round(0.02 / 6, 4),
         "cost_per_resolution": 0.01,
-    }  # fmt: skip
+    }
     assert summary["agents"] == [
-        {"agent": "Orders", "selections": 2, "model_calls": 3, "tokens": 300, "cost": 0.02,
-         "resolving_turns": 1},
-        {"agent": "Returns", "selections": 1, "model_calls": 0, "tokens": 0, "cost": 0.0,
-         "resolving_turns": 0},
-    ]  # fmt: skip
+        {
+            "agent": "Orders",
+            "selections": 2,
+            "model_calls": 3,
+            "tokens": 300,
+            "cost": 0.02,
+            "resolving_turns": 1,
+        },
+        {
+            "agent": "Returns",
+            "selections": 1,
+            "model_calls": 0,
+            "tokens": 0,
+            "cost": 0.0,
+            "resolving_turns": 0,
+        },
+    ]
     assert summary["backends"] == [
-        {"backend": "openai", "calls": 3, "errors": 1, "error_rate": round(1 / 3, 4),
-         "latency_median_ms": 800.0, "latency_p95_ms": 800.0},
-    ]  # fmt: skip
+        {
+            "backend": "openai",
+            "calls": 3,
+            "errors": 1,
+            "error_rate": round(1 / 3, 4),
+            "latency_median_ms": 800.0,
+            "latency_p95_ms": 800.0,
+        },
+    ]
     assert summary["escalation_reasons"] == [{"reason": "customer_button", "count": 1}]
     assert summary["messages"] == {"received": 5, "rejected": 1}
     series = summary["series"]
@@ -290,8 +381,9 @@ def test_the_csv_export_has_the_same_figures(
     assert rows[0][:3] == ["operation", "calls", "succeeded"]
     assert rows[2] == ["getOrder", "3", "2", "1", "0.6667", "200.0", "5000.0"]
     for table in ("cards", "conversations", "agents", "backends", "escalation_reasons", "series"):
-        exported = client.get("/admin/analytics/dashboard/", {"from": FROM, "to": TO,
-                                                               "export": table})  # fmt: skip
+        exported = client.get(
+            "/admin/analytics/dashboard/", {"from": FROM, "to": TO, "export": table}
+        )
         assert exported.status_code == 200, table
     missing = client.get("/admin/analytics/dashboard/", {"export": "passwords"})
     assert missing.status_code == 404
@@ -311,7 +403,8 @@ def test_support_agents_do_not_see_the_dashboard(support_agent: User) -> None:
 
 
 def test_a_bad_custom_range_is_reported_on_the_page(supervisor: User) -> None:
-    response = _login(supervisor).get("/admin/analytics/dashboard/", {"from": "2026-11-05",
-                                                                       "to": "2026-11-01"})  # fmt: skip
+    response = _login(supervisor).get(
+        "/admin/analytics/dashboard/", {"from": "2026-11-05", "to": "2026-11-01"}
+    )
     assert response.status_code == 200
     assert "from must be before to." in response.content.decode()
