@@ -156,3 +156,28 @@ class AnalyticsQuery(Schema):
     from_: str = Field("", alias="from", description="Custom start: YYYY-MM-DD or ISO date-time")
     to: str = Field("", description="Custom end: YYYY-MM-DD (included) or ISO date-time")
     tz: str = Field("UTC", description="IANA time zone for dates and the series")
+
+
+class ReplayStepOut(Schema):
+    number: int = Field(..., description="1-based position in the whole timeline")
+    kind: str = Field(
+        ...,
+        description="customer_message, agent_selection, model_call, tool_call, tool_result, "
+        "interrupt, decision, escalation, escalation_claimed, staff_joined, staff_message, reply, "
+        "resolution_check, resolution_answered, closed, reopened, …",
+    )
+    title: str
+    text: str
+    at: str
+    seq: int | None = Field(..., description="The timeline item's seq; null for recorded steps")
+    detail: dict = Field(..., description="Latency, tokens, cost, arguments, result (masked)")
+
+
+class ReplayOut(Schema):
+    conversation_id: str
+    title: str
+    state: str
+    page: int
+    pages: int
+    total: int
+    steps: list[ReplayStepOut]

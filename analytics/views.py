@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from typing import Any
+from uuid import UUID
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -16,10 +17,13 @@ from django.views.decorators.http import require_GET
 
 from analytics.charts import stacked_bars
 from analytics.ranges import PRESETS, range_parse
+from analytics.replay import conversation_replay
 from analytics.selectors import analytics_summary, summary_tables
 from config.errors import ApplicationError
+from conversations.models import Conversation
 
 DASHBOARD_PERMISSION = "analytics.read_dashboard"
+REPLAY_PERMISSION = "conversations.view_conversation"
 
 
 def user_may_read_dashboard(user: Any) -> bool:
@@ -123,10 +127,38 @@ def _csv(summary: dict[str, Any], name: str) -> HttpResponse:
     return response
 
 
+@require_GET
+def replay_page(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    """A conversation step by step, 20 steps a page, read from the record only."""
+    user = request.user
+    if not (getattr(user, "is_staff", False) and user.has_perm(REPLAY_PERMISSION)):
+        raise PermissionDenied("Your role cannot read conversations.")
+    try:
+        page = int(request.GET.get("page", "1"))
+    except ValueError:
+        page = 1
+    try:
+        replay = conversation_replay(conversation_id=conversation_id, page=page)
+    except Conversation.DoesNotExist as exc:
+        raise Http404("No such conversation.") from exc
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Replay: {replay.title}",
+        "replay": replay,
+        "pages": range(1, replay.pages + 1),
+    }
+    return render(request, "analytics/replay.html", context)
+
+
 def admin_urls(site: admin.AdminSite) -> list[URLPattern]:
     """The admin site's ``get_urls`` prepends these (names under the ``admin:`` namespace)."""
     return [
         path("analytics/dashboard/", site.admin_view(dashboard_page), name="analytics_dashboard"),
+        path(
+            "analytics/replay/<uuid:conversation_id>/",
+            site.admin_view(replay_page),
+            name="analytics_replay",
+        ),
     ]
 
 

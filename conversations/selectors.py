@@ -169,3 +169,17 @@ def conversations_cohort_series(
         }
         for row in rows
     }
+
+
+def replay_records(
+    *, conversation_id: UUID | str
+) -> tuple[Conversation, list[Message], dict[int, ToolCall], dict[str, Interrupt]]:
+    """What a replay reads (analytics.replay): the timeline, its tool calls and interrupts.
+    Raises ``Conversation.DoesNotExist``."""
+    conversation = Conversation.objects.get(pk=conversation_id)
+    messages = list(
+        Message.objects.filter(conversation=conversation).select_related("author").order_by("seq")
+    )
+    calls = {call.pk: call for call in ToolCall.objects.filter(conversation=conversation)}
+    interrupts = {str(i.pk): i for i in Interrupt.objects.filter(conversation=conversation)}
+    return conversation, messages, calls, interrupts

@@ -33,3 +33,13 @@ def change(card: dict[str, object]) -> str:
     if unit == "rate":
         return f"{sign}{abs(number) * 100:.1f} pts vs previous period"
     return f"{sign}{figure(abs(number), unit)} vs previous period"
+
+
+@register.filter
+def pretty(value: object) -> str:
+    """A replay detail as indented JSON (auto-escaped by the template)."""
+    import json
+
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
