@@ -47,11 +47,12 @@ def _message_step(message: Message, calls: dict[int, Any], interrupts: dict[str,
     step: dict[str, Any] = {"at": message.created_at, "seq": message.seq, "detail": {}}
     kind = message.kind
     if kind == Message.Kind.MESSAGE:
-        step["kind"] = {
+        kinds: dict[str, str] = {
             Message.Role.USER: "customer_message",
             Message.Role.ASSISTANT: "reply",
             Message.Role.STAFF: "staff_message",
-        }.get(message.role, "system_message")
+        }
+        step["kind"] = kinds.get(message.role, "system_message")
         step["title"] = (
             message.payload.get("agent_name")
             or message.payload.get("author_name")
@@ -94,10 +95,11 @@ def _message_step(message: Message, calls: dict[int, Any], interrupts: dict[str,
                 step["detail"]["by"] = frame.get("by")
                 step["detail"]["latency_ms"] = waited.total_seconds() * 1000
         return step
-    step["kind"] = {
+    other: dict[str, str] = {
         Message.Kind.ESCALATED: "escalation",
         Message.Kind.STAFF_JOINED: "staff_joined",
-    }.get(kind, kind)
+    }
+    step["kind"] = other.get(kind, kind)
     step["title"] = message.get_kind_display()
     step["text"] = mask(message.content)
     step["detail"] = _clean({k: v for k, v in frame.items() if k != "turn_id"})

@@ -279,7 +279,9 @@ def test_a_refresh_redoes_the_last_hour_and_keeps_older_ones(
 ) -> None:
     rollups_refresh(now=NOW, rebuild=True)
     before = EventRollup.objects.count()
-    _event("tool_called", NOW - timedelta(minutes=90), operation="late", outcome="succeeded")
+    # Stored after the refresh, in the hour before its cursor (a turn stores its events late).
+    late = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
+    _event("tool_called", late, operation="late", outcome="succeeded")
     rollups_refresh(now=NOW)
     assert EventRollup.objects.filter(operation="late").count() == 1
     assert EventRollup.objects.count() == before + 1
