@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from analytics.charts import stacked_bars
+from analytics.ops import ops_counts, provider_health
 from analytics.ranges import PRESETS, range_parse
 from analytics.replay import conversation_replay
 from analytics.selectors import analytics_summary, summary_tables
@@ -150,10 +151,26 @@ def replay_page(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     return render(request, "analytics/replay.html", context)
 
 
+@require_GET
+def ops_page(request: HttpRequest) -> HttpResponse:
+    """Provider health and the work waiting (SPEC §10), for supervisors and viewers."""
+    if not user_may_read_dashboard(request.user):
+        raise PermissionDenied("Ops is for supervisors and viewers.")
+    now = timezone.now()
+    context = {
+        **admin.site.each_context(request),
+        "title": "Provider health and ops",
+        "backends": provider_health(now=now),
+        "counts": ops_counts(now=now),
+    }
+    return render(request, "analytics/ops.html", context)
+
+
 def admin_urls(site: admin.AdminSite) -> list[URLPattern]:
     """The admin site's ``get_urls`` prepends these (names under the ``admin:`` namespace)."""
     return [
         path("analytics/dashboard/", site.admin_view(dashboard_page), name="analytics_dashboard"),
+        path("analytics/ops/", site.admin_view(ops_page), name="analytics_ops"),
         path(
             "analytics/replay/<uuid:conversation_id>/",
             site.admin_view(replay_page),
@@ -165,22 +182,28 @@ def admin_urls(site: admin.AdminSite) -> list[URLPattern]:
 def dashboard_index_entry(
     request: HttpRequest, app_list: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Put "Dashboard" first in the Analytics box of the admin index."""
+    """Put "Dashboard" and "Provider health and ops" first in the Analytics box."""
     from django.urls import reverse
 
     if not user_may_read_dashboard(request.user):
         return app_list
     for app in app_list:
         if app.get("app_label") == "analytics":
-            app["models"].insert(
-                0,
-                {
-                    "name": "Dashboard",
-                    "object_name": "Dashboard",
-                    "admin_url": reverse("admin:analytics_dashboard"),
-                    "add_url": None,
-                    "view_only": True,
-                    "perms": {"view": True},
-                },
-            )
+            for position, (name, url) in enumerate(
+                (
+                    ("Dashboard", "admin:analytics_dashboard"),
+                    ("Provider health and ops", "admin:analytics_ops"),
+                )
+            ):
+                app["models"].insert(
+                    position,
+                    {
+                        "name": name,
+                        "object_name": name.replace(" ", ""),
+                        "admin_url": reverse(url),
+                        "add_url": None,
+                        "view_only": True,
+                        "perms": {"view": True},
+                    },
+                )
     return app_list
