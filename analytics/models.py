@@ -92,12 +92,9 @@ class EventRollup(models.Model):
     latency_count = models.PositiveIntegerField(default=0)
     latency_sum = models.FloatField(default=0)
     latency_max = models.FloatField(null=True, blank=True)
-    # One count per bucket of LATENCY_BOUNDS_MS, plus the open last bucket.
-    latency_buckets = models.JSONField(default=list)
     # The same for a turn's time to its first streamed token (data.first_token_ms).
     first_token_count = models.PositiveIntegerField(default=0)
     first_token_max = models.FloatField(null=True, blank=True)
-    first_token_buckets = models.JSONField(default=list)
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
     cost = models.DecimalField(max_digits=16, decimal_places=6, default=0)
@@ -109,6 +106,15 @@ class EventRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} at {self.hour:%Y-%m-%d %H:00}"
+
+
+# Histogram columns latency_b0 … and first_token_b0 …: one count per bucket of
+# LATENCY_BOUNDS_MS plus the open last one. Plain integer columns, not JSON, so a range's
+# histogram is a SUM in the database on SQLite and PostgreSQL alike (docs/performance.md).
+ROLLUP_BUCKETS = len(LATENCY_BOUNDS_MS) + 1
+for _histogram in ("latency", "first_token"):
+    for _index in range(ROLLUP_BUCKETS):
+        EventRollup.add_to_class(f"{_histogram}_b{_index}", models.PositiveIntegerField(default=0))
 
 
 class RollupCursor(models.Model):

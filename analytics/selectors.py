@@ -20,7 +20,7 @@ from django.conf import settings
 
 from analytics.models import EventType
 from analytics.ranges import ReportRange
-from analytics.rollups import event_rows, merge_buckets, percentile
+from analytics.rollups import SERIES_TYPES, event_rows, merge_buckets, percentile
 from conversations.selectors import conversations_cohort_counts, conversations_cohort_series
 
 Row = dict[str, Any]
@@ -212,8 +212,9 @@ def _events(rows: list[Row], handled: int, ai_resolved: int) -> dict[str, Any]:
     }
 
 
-def _series(report: ReportRange, rows: list[Row]) -> list[dict[str, Any]]:
+def _series(report: ReportRange) -> list[dict[str, Any]]:
     """One point per hour or day (in the report's time zone), empty ones included."""
+    rows = event_rows(start=report.start, end=report.end, by_hour=True, types=SERIES_TYPES)
     cohort = conversations_cohort_series(
         start=report.start, end=report.end, tz=report.tz, daily=report.daily
     )
@@ -252,8 +253,6 @@ def _series(report: ReportRange, rows: list[Row]) -> list[dict[str, Any]]:
             point["ai_resolved"] += counts["ai_resolved"]
             point["escalated"] += counts["escalated"]
     for row in rows:
-        if row["type"] not in (EventType.TOOL_CALLED, EventType.MODEL_CALLED):
-            continue
         found = bucket_of(row["hour"])
         if found is None:
             continue
@@ -274,7 +273,6 @@ def _figures(report: ReportRange, now: datetime) -> dict[str, Any]:
     return {
         "conversations": conversations,
         **_events(rows, counts["handled"], counts["ai_resolved"]),
-        "_rows": rows,
     }
 
 
@@ -323,8 +321,6 @@ def analytics_summary(*, report: ReportRange, now: datetime) -> dict[str, Any]:
     of the same length, and the series for the charts."""
     current = _figures(report, now)
     previous = _figures(report.previous, now)
-    rows = current.pop("_rows")
-    previous.pop("_rows")
     return {
         "range": {
             "from": report.start.isoformat(),
@@ -335,7 +331,7 @@ def analytics_summary(*, report: ReportRange, now: datetime) -> dict[str, Any]:
         },
         "cards": _cards(current, previous),
         **current,
-        "series": _series(report, rows),
+        "series": _series(report),
     }
 
 
