@@ -93,7 +93,7 @@ def generate(*, events: int, conversations: int, days: int) -> None:
         n = len(KINDS)
         latency = "ARRAY[" + ",".join(str(k[5] or "NULL") for k in KINDS) + "]::float[]"
         cursor.execute(
-            "INSERT INTO analytics_event (type, occurred_at, conversation_id, agent, backend, "
+            "INSERT INTO analytics_event (type, occurred_at, conversation_id, agent, backend, "  # noqa: S608 (constants)
             "model, operation, outcome, latency_ms, prompt_tokens, completion_tokens, cost, data) "
             f"SELECT ({_array(0)})[k], now() - random() * interval '{days} days', NULL, "
             f"({_array(1)})[k], ({_array(2)})[k], CASE WHEN ({_array(2)})[k] <> '' THEN 'm' "
@@ -186,7 +186,8 @@ def main() -> None:
         f"(generated in {generated:.1f} s)"
     )
     print(
-        f"rollups: rebuilt {rows:,} rows in {rebuilt:.1f} s; a refresh (last hours) {refreshed * 1000:.0f} ms"
+        f"rollups: rebuilt {rows:,} rows in {rebuilt:.1f} s; "
+        f"a refresh (last hours) {refreshed * 1000:.0f} ms"
     )
     print(f"count(*) of the events:        {count_ms:8.1f} ms (median of {args.repeat})")
     print(
