@@ -165,3 +165,14 @@ def test_the_handoff_packet_links_to_the_replay() -> None:
     escalation = Escalation.objects.get(conversation=conversation)
     assert escalation.packet["links"]["replay"] == f"/admin/analytics/replay/{conversation.pk}/"
     assert Conversation.objects.get(pk=conversation.pk).state == "escalated"
+
+
+@pytest.mark.django_db
+def test_the_conversation_admin_links_to_its_replay(supervisor: User) -> None:
+    conversation = conversation_start(visitor_id="v")
+    html = (
+        _login(supervisor)
+        .get(f"/admin/conversations/conversation/{conversation.pk}/change/")
+        .content.decode()
+    )
+    assert f'href="/admin/analytics/replay/{conversation.pk}/"' in html
