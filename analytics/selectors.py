@@ -9,7 +9,6 @@ through the hourly rollups (analytics.rollups).
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -52,6 +51,26 @@ def _money(value: Decimal | float | int) -> float:
     return float(round(Decimal(value), 6))
 
 
+def _turns(distribution: dict[int, int]) -> dict[str, float | None]:
+    """Mean and median of the turns to resolution, from {turns: conversations}."""
+    total = sum(distribution.values())
+    if not total:
+        return {"mean": None, "median": None}
+    ordered = sorted(distribution.items())
+
+    def nth(position: int) -> int:
+        seen = 0
+        for turns, count in ordered:
+            seen += count
+            if seen > position:
+                return turns
+        return ordered[-1][0]
+
+    middle = (nth((total - 1) // 2) + nth(total // 2)) / 2
+    mean = sum(turns * count for turns, count in ordered) / total
+    return {"mean": round(mean, 2), "median": middle}
+
+
 def _conversations(report: ReportRange, now: datetime) -> dict[str, Any]:
     durable_before = now - timedelta(days=settings.ANALYTICS_DURABLE_DAYS)
     counts = conversations_cohort_counts(
@@ -75,10 +94,7 @@ def _conversations(report: ReportRange, now: datetime) -> dict[str, Any]:
             "abandonment": _rate(counts["abandoned"], handled),
             "reopen": _rate(counts["reopened"], counts["reopen_base"]),
         },
-        "turns_to_resolution": {
-            "mean": round(statistics.fmean(turns), 2) if turns else None,
-            "median": statistics.median(turns) if turns else None,
-        },
+        "turns_to_resolution": _turns(turns),
     }
 
 

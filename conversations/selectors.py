@@ -137,11 +137,13 @@ def conversations_cohort_counts(
         ),
         resolved_turns=Sum("resolved_turns", filter=_AI_RESOLVED),
     )
-    counts["turns_to_resolution"] = sorted(
-        cohort.filter(_AI_RESOLVED, resolved_turns__isnull=False).values_list(
-            "resolved_turns", flat=True
-        )
-    )
+    # The distribution, not every value: a few rows however large the cohort.
+    counts["turns_to_resolution"] = {
+        row["resolved_turns"]: row["n"]
+        for row in cohort.filter(_AI_RESOLVED, resolved_turns__isnull=False)
+        .values("resolved_turns")
+        .annotate(n=Count("id"))
+    }
     return counts
 
 
