@@ -169,12 +169,12 @@ class InternalHealthMiddleware(_Middleware):
     """Answers the health routes for a loopback ``Host`` before host validation and the HTTPS
     redirect, so a container healthcheck (``http://127.0.0.1:8000/api/v1/health/ready``)
     passes with production settings, whose ``ALLOWED_HOSTS`` names only public hosts. Only
-    these two read-only routes, only GET/HEAD, only loopback names; everything else goes on
+    these two read-only routes, only GET/HEAD without a query, only loopback names; the rest goes on
     to Django's checks as before."""
 
     def _is_probe(self, request: HttpRequest) -> bool:
-        if request.method not in ("GET", "HEAD"):
-            return False
+        if request.method not in ("GET", "HEAD") or request.META.get("QUERY_STRING"):
+            return False  # a probe sends none; anything else takes the normal path and checks
         if request.path.rstrip("/") not in (LIVENESS_PATH, READINESS_PATH):
             return False
         domain, _port = split_domain_port(request.META.get("HTTP_HOST", ""))

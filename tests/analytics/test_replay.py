@@ -11,9 +11,9 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.test import Client
 
-from conversations.agent.runtime import wait_idle
 from conversations.models import Conversation, Message, ToolCall, Turn
 from conversations.services import conversation_start, handoff_request, message_append
+from conversations.turns.engine import wait_idle
 from escalations.models import Escalation
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 
@@ -57,7 +57,7 @@ async def test_a_demo_conversation_replays_every_step_without_running_anything(
 
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr("conversations.agent.runtime.get_registry", refuse)
+    monkeypatch.setattr("conversations.turns.engine.get_registry", refuse)
 
     def read() -> tuple[Any, Any]:
         page = _login(supervisor).get(f"/admin/analytics/replay/{conversation.pk}/")

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from analytics.models import Event
 from config.errors import ApplicationError
-from conversations.agent.runtime import wait_idle
 from conversations.jobs import close_idle_conversations
 from conversations.models import Conversation, Message, Turn
 from conversations.resolution import (
@@ -26,6 +25,7 @@ from conversations.services import (
     handoff_request,
     user_message_receive,
 )
+from conversations.turns.engine import wait_idle
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 
 
