@@ -4,7 +4,7 @@ custom ``from``/``to`` read in a time zone. Pure logic, no ORM."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config.errors import ApplicationError, ErrorCode
@@ -31,8 +31,9 @@ class ReportRange:
 
     @property
     def previous(self) -> ReportRange:
-        """The period of the same length just before, for the change shown on each card."""
-        length = self.end - self.start
+        """The period of the same length just before, for the change shown on each card (a
+        preset's is exactly its length, so it starts on the hour too)."""
+        length = PRESETS.get(self.preset) or self.end - self.start
         return ReportRange(self.start - length, self.start, self.tz, self.preset)
 
 
@@ -73,7 +74,9 @@ def range_parse(
             raise ApplicationError(
                 ErrorCode.VALIDATION_ERROR, "A custom range needs both from and to."
             )
-        begin, finish = _moment(start, zone, end=False), _moment(end, zone, end=True)
+        # In UTC: arithmetic on datetimes sharing a zone ignores a DST change between them.
+        begin = _moment(start, zone, end=False).astimezone(UTC)
+        finish = _moment(end, zone, end=True).astimezone(UTC)
         if finish <= begin:
             raise ApplicationError(ErrorCode.VALIDATION_ERROR, "from must be before to.")
         if finish - begin > LONGEST:
@@ -86,4 +89,7 @@ def range_parse(
             f"range must be one of {', '.join(PRESETS)} (or give from and to).",
             details={"range": preset},
         )
-    return ReportRange(now - PRESETS[preset], now, zone, preset)
+    # A preset starts on the hour ("the last 7 days" from 14:00, up to now): whole hours are
+    # read from the rollups, so only the current hour is counted from raw events.
+    start = (now - PRESETS[preset]).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return ReportRange(start, now, zone, preset)

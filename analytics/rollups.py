@@ -279,3 +279,48 @@ def merge_buckets(rows: Iterable[dict[str, Any]], field: str) -> tuple[list[int]
         if top is not None and (largest is None or top > largest):
             largest = top
     return merged, largest
+
+
+def series_rows(*, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per hour, the tool calls and model costs the charts draw (``SERIES_TYPES``) by type and
+    outcome: counts and cost only, so the chart's query stays small whatever the range."""
+    through = RollupCursor.objects.values_list("through", flat=True).first()
+    full_start = hour_ceil(start)
+    full_end = min(hour_floor(end), through) if through else full_start
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def add(hour: datetime, type: str, outcome: str, count: int, cost: Any) -> None:
+        row = rows.setdefault(
+            (hour, type, outcome),
+            {"hour": hour, "type": type, "outcome": outcome, "count": 0, "cost": Decimal(0)},
+        )
+        row["count"] += count
+        row["cost"] += Decimal(str(cost or 0))
+
+    edges = [(start, end)]
+    if full_start < full_end:
+        edges = [(start, full_start), (full_end, end)]
+        table = connection.ops.quote_name(EventRollup._meta.db_table)
+        adapt = connection.ops.adapt_datetimefield_value
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT hour, type, outcome, SUM(count), SUM(cost) "  # noqa: S608
+                f"FROM {table} WHERE hour >= %s AND hour < %s AND type IN (%s, %s) "
+                "GROUP BY hour, type, outcome",
+                [adapt(full_start), adapt(full_end), *SERIES_TYPES],
+            )
+            for hour, type, outcome, count, cost in cursor.fetchall():
+                if isinstance(hour, str):  # SQLite returns text
+                    hour = datetime.fromisoformat(hour)
+                add(hour if hour.tzinfo else hour.replace(tzinfo=UTC), type, outcome, count, cost)
+    for begin, finish in edges:
+        if begin >= finish:
+            continue
+        raw = Event.objects.filter(
+            type__in=SERIES_TYPES, occurred_at__gte=begin, occurred_at__lt=finish
+        ).order_by()
+        for occurred, type, outcome, cost in raw.values_list(
+            "occurred_at", "type", "outcome", "cost"
+        ):
+            add(hour_floor(occurred), type, outcome, 1, cost)
+    return list(rows.values())

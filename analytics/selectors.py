@@ -19,7 +19,7 @@ from django.conf import settings
 
 from analytics.models import EventType
 from analytics.ranges import ReportRange
-from analytics.rollups import SERIES_TYPES, event_rows, merge_buckets, percentile
+from analytics.rollups import event_rows, merge_buckets, percentile, series_rows
 from conversations.selectors import conversations_cohort_counts, conversations_cohort_series
 
 Row = dict[str, Any]
@@ -230,7 +230,7 @@ def _events(rows: list[Row], handled: int, ai_resolved: int) -> dict[str, Any]:
 
 def _series(report: ReportRange) -> list[dict[str, Any]]:
     """One point per hour or day (in the report's time zone), empty ones included."""
-    rows = event_rows(start=report.start, end=report.end, by_hour=True, types=SERIES_TYPES)
+    rows = series_rows(start=report.start, end=report.end)
     cohort = conversations_cohort_series(
         start=report.start, end=report.end, tz=report.tz, daily=report.daily
     )
