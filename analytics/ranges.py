@@ -91,5 +91,5 @@ def range_parse(
         )
     # A preset starts on the hour ("the last 7 days" from 14:00, up to now): whole hours are
     # read from the rollups, so only the current hour is counted from raw events.
-    start = (now - PRESETS[preset]).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return ReportRange(start, now, zone, preset)
+    begin = (now - PRESETS[preset]).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return ReportRange(begin, now, zone, preset)
