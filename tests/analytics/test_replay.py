@@ -15,7 +15,7 @@ from conversations.models import Conversation, Message, ToolCall, Turn
 from conversations.services import conversation_start, handoff_request, message_append
 from conversations.turns.engine import wait_idle
 from escalations.models import Escalation
-from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
+from tests.conversations.chat import cancel_and_approve, connect, verify_customer
 
 
 def _login(user: User) -> Client:
@@ -31,18 +31,7 @@ async def test_a_demo_conversation_replays_every_step_without_running_anything(
     conversation = await sync_to_async(conversation_start)(visitor_id="visitor-a")
     await sync_to_async(verify_customer)(conversation.pk)
     ws, _ = await connect(conversation.pk, "visitor-a")
-    await ws.send_json_to({"type": "message", "client_id": "c1", "content": "cancel order 1042"})
-    frames = await frames_until(ws, turn_ended)
-    interrupt = next(f for f in frames if f["type"] == "interrupt")
-    await ws.send_json_to(
-        {
-            "type": "approval",
-            "interrupt_id": interrupt["interrupt_id"],
-            "decision": "approve",
-            "arguments_hash": interrupt["arguments_hash"],
-        }
-    )
-    await frames_until(ws, turn_ended)
+    await cancel_and_approve(ws)
     await ws.disconnect()
     await wait_idle()
     calls_before = await ToolCall.objects.acount()

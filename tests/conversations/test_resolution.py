@@ -26,7 +26,13 @@ from conversations.services import (
     user_message_receive,
 )
 from conversations.turns.engine import wait_idle
-from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
+from tests.conversations.chat import (
+    cancel_and_approve,
+    connect,
+    frames_until,
+    turn_ended,
+    verify_customer,
+)
 
 
 def _events(conversation: Conversation, type: str) -> list[Event]:
@@ -162,18 +168,7 @@ async def test_refused_messages_are_recorded_as_message_rejected(
 async def test_a_resumed_turn_records_its_latency(demo: Any, conversation: Conversation) -> None:
     await sync_to_async(verify_customer)(conversation.pk)
     ws, _ = await connect(conversation.pk, "visitor-a")
-    await ws.send_json_to({"type": "message", "client_id": "c1", "content": "cancel order 1042"})
-    frames = await frames_until(ws, turn_ended)
-    interrupt = next(f for f in frames if f["type"] == "interrupt")
-    await ws.send_json_to(
-        {
-            "type": "approval",
-            "interrupt_id": interrupt["interrupt_id"],
-            "decision": "approve",
-            "arguments_hash": interrupt["arguments_hash"],
-        }
-    )
-    resumed = await frames_until(ws, turn_ended)
+    resumed = await cancel_and_approve(ws)
     await ws.disconnect()
     await wait_idle()
     assert resumed[-1]["status"] == "completed"
