@@ -19,7 +19,7 @@ from conversations.models import Conversation
 
 router = Router(tags=["analytics"])
 SCOPE = "analytics"
-DASHBOARD_PERMISSION = "analytics.read_dashboard"
+DASHBOARD_PERMISSION = "analytics.view_dashboard"
 REPLAY_PERMISSION = "conversations.view_conversation"
 
 

@@ -102,7 +102,7 @@ class EventRollup(models.Model):
     class Meta:
         ordering = ["hour", "type"]
         indexes = [models.Index(fields=["hour", "type"])]
-        permissions = [("read_dashboard", "Can read the analytics dashboard")]
+        permissions = [("view_dashboard", "Can view the analytics dashboard and ops pages")]
 
     def __str__(self) -> str:
         return f"{self.type} at {self.hour:%Y-%m-%d %H:00}"

@@ -23,7 +23,7 @@ from analytics.selectors import analytics_summary, summary_tables
 from config.errors import ApplicationError
 from conversations.models import Conversation
 
-DASHBOARD_PERMISSION = "analytics.read_dashboard"
+DASHBOARD_PERMISSION = "analytics.view_dashboard"
 REPLAY_PERMISSION = "conversations.view_conversation"
 
 

@@ -98,10 +98,10 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['hour', 'type'],
-                'permissions': [('read_dashboard', 'Can read the analytics dashboard')],
+                'permissions': [('view_dashboard', 'Can view the analytics dashboard and ops pages')],
                 'indexes': [models.Index(fields=['hour', 'type'], name='analytics_e_hour_61d91b_idx')],
             },
         ),
-        # The new read_dashboard permission goes to supervisors and viewers.
+        # The new view_dashboard permission goes to supervisors and viewers.
         migrations.RunPython(roles_sync_migration, migrations.RunPython.noop),
     ]

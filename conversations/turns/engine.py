@@ -132,9 +132,18 @@ def schedule_turns(
 
 
 async def wait_idle() -> None:
-    """Wait for background turns of this process (tests, graceful shutdown)."""
-    while _tasks:
-        await asyncio.gather(*list(_tasks), return_exceptions=True)
+    """Wait for background turns of this process (tests, graceful shutdown). Tasks of another
+    event loop (an earlier test's, closed before their done-callback ran) are dropped: waiting
+    on them would spin forever."""
+    loop = asyncio.get_running_loop()
+    while True:
+        for task in list(_tasks):
+            if task.done() or (task.get_loop() is not loop and task.get_loop().is_closed()):
+                _tasks.discard(task)
+        mine = [task for task in _tasks if task.get_loop() is loop]
+        if not mine:
+            return
+        await asyncio.gather(*mine, return_exceptions=True)
 
 
 # --- The conversation's work, under its lock -------------------------------------------------
