@@ -31,7 +31,9 @@ ROLES: dict[str, tuple[str, ...]] = {
         "conversations.view_*",
         "conversations.decide_interrupt",
         "escalations.*",
-        "analytics.view_*",
+        # The event record, not the analytics dashboard (analytics.view_dashboard): that is for
+        # supervisors and viewers.
+        "analytics.view_event",
         "openapi_import.view_*",
     ),
     VIEWER: tuple(f"{app}.view_*" for app in PRODUCT_APPS if app != "access"),

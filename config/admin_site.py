@@ -13,12 +13,15 @@ class ActiondeskAdminSite(admin.AdminSite):
     index_title = "Support operations"
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
+        from analytics.views import admin_urls as analytics_urls
         from escalations.views import admin_urls
 
         # Before the admin's own patterns, whose catch-all would take these paths.
-        return [*admin_urls(self), *super().get_urls()]
+        return [*admin_urls(self), *analytics_urls(self), *super().get_urls()]
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
+        from analytics.views import dashboard_index_entry
         from escalations.views import queue_index_entry
 
-        return queue_index_entry(request, super().get_app_list(request, app_label))
+        app_list = queue_index_entry(request, super().get_app_list(request, app_label))
+        return dashboard_index_entry(request, app_list)

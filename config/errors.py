@@ -48,6 +48,8 @@ class ErrorCode(StrEnum):
     # Escalations (SPEC §7).
     ALREADY_CLAIMED = "already_claimed"
     INVALID_TRANSITION = "invalid_transition"
+    # Resolution lifecycle (SPEC §9, docs/analytics.md).
+    NO_RESOLUTION_CHECK = "no_resolution_check"
 
 
 DEFAULT_STATUS: dict[ErrorCode, int] = {
@@ -66,6 +68,7 @@ DEFAULT_STATUS: dict[ErrorCode, int] = {
     ErrorCode.FETCH_FAILED: 502,
     ErrorCode.SPEC_INVALID: 422,
     ErrorCode.INTERRUPT_EXPIRED: 410,
+    ErrorCode.NO_RESOLUTION_CHECK: 409,
     ErrorCode.INTERRUPT_ALREADY_DECIDED: 409,
     ErrorCode.ARGUMENTS_MISMATCH: 422,
     ErrorCode.IDENTITY_INVALID: 401,

@@ -7,10 +7,14 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 PENDING_INTERRUPTS = Gauge("actiondesk_pending_interrupts", "Interrupts waiting for a decision")
 QUEUE_LENGTH = Gauge("actiondesk_escalation_queue_length", "Escalations waiting for staff")
+QUEUE_WAIT = Gauge(
+    "actiondesk_escalation_oldest_wait_seconds", "Age of the oldest escalation waiting for staff"
+)
 
 
 def _allowed(request: HttpRequest) -> bool:
@@ -29,7 +33,10 @@ def _refresh_gauges() -> None:
     PENDING_INTERRUPTS.set(interrupt.objects.filter(status="pending").count())
     escalation = apps.all_models.get("escalations", {}).get("escalation")
     if escalation is not None:
-        QUEUE_LENGTH.set(escalation._default_manager.filter(status="waiting").count())
+        waiting = escalation._default_manager.filter(status="waiting")
+        QUEUE_LENGTH.set(waiting.count())
+        oldest = waiting.order_by("created_at").values_list("created_at", flat=True).first()
+        QUEUE_WAIT.set((timezone.now() - oldest).total_seconds() if oldest else 0)
 
 
 def _register_all() -> None:

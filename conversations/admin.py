@@ -6,6 +6,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -94,11 +95,11 @@ class ConversationAdmin(admin.ModelAdmin):
 
     list_display = ("__str__", "state", "current_agent", "turn_count", "reopen_count",
                     "updated_at")  # fmt: skip
-    list_filter = ("state", "current_agent")
+    list_filter = ("state", "resolution", "current_agent")
     search_fields = ("id", "title", "visitor_id")
-    readonly_fields = ("id", "visitor_id", "user", "state", "last_seq", "context_view",
-                       "current_agent", "turn_count", "reopen_count", "title", "created_at",
-                       "updated_at")  # fmt: skip
+    readonly_fields = ("id", "replay_link", "visitor_id", "user", "state", "last_seq",
+                       "context_view", "current_agent", "turn_count", "reopen_count", "title",
+                       "created_at", "updated_at")  # fmt: skip
     exclude = ("context",)
     inlines = [MessageInline, ToolCallInline, TransitionInline]
 
@@ -107,6 +108,11 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the record is read-only; staff act through escalations
+
+    @admin.display(description="Replay")
+    def replay_link(self, conversation: Conversation) -> SafeString:
+        url = reverse("admin:analytics_replay", args=[conversation.pk])
+        return format_html('<a href="{}">Replay step by step</a>', url)
 
     @admin.display(description="Context (masked in logs, kept here for staff)")
     def context_view(self, conversation: Conversation) -> SafeString:

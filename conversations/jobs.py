@@ -5,6 +5,7 @@ from __future__ import annotations
 from config.scheduler import periodic
 from conversations.interrupts import interrupts_expire_due
 from conversations.recovery import pending_work_process
+from conversations.resolution import conversations_close_idle
 from conversations.retention import messages_retention_apply
 
 
@@ -24,3 +25,9 @@ def interrupts_expire() -> int:
 def message_retention() -> dict[str, int]:
     """Text past MESSAGE_RETENTION_DAYS is masked (conversations.retention); off at 0."""
     return messages_retention_apply()
+
+
+@periodic(name="close_idle_conversations", every_seconds=60)
+def close_idle_conversations() -> int:
+    """Idle conversations close after CONVERSATION_IDLE_CLOSE_MINUTES (docs/analytics.md)."""
+    return conversations_close_idle()

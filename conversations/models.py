@@ -54,6 +54,14 @@ class IdentitySource(models.TextChoices):
     VERIFICATION = "verification", "Verified in the chat"
 
 
+class Resolution(models.TextChoices):
+    """The AI's resolution of a conversation (docs/analytics.md)."""
+
+    NONE = "", "Not resolved by the AI"
+    CONFIRMED = "confirmed", "Confirmed by the customer"
+    ASSUMED = "assumed", "Assumed (closed without asking for more help)"
+
+
 class Conversation(models.Model):
     class State(models.TextChoices):
         AI_ACTIVE = "ai_active", "AI active"
@@ -99,12 +107,28 @@ class Conversation(models.Model):
     customer_email = models.EmailField(max_length=254, blank=True)
     customer_name = models.CharField(max_length=200, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # The resolution lifecycle (docs/analytics.md): what the AI resolved and how, when the
+    # conversation was first handed to humans ("handoff wins"), closed and last reopened.
+    resolution = models.CharField(
+        max_length=10, choices=Resolution.choices, default=Resolution.NONE, blank=True
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_turns = models.PositiveIntegerField(null=True, blank=True)
+    # A "Did that solve it?" waiting for the customer's answer.
+    resolution_asked_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    reopened_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["state", "updated_at"])]
+        indexes = [
+            models.Index(fields=["state", "updated_at"]),
+            # The analytics cohort: conversations started in a range.
+            models.Index(fields=["created_at"], name="conversation_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Conversation {str(self.id)[:8]}"
@@ -136,6 +160,9 @@ class Turn(models.Model):
     latency_ms = models.FloatField(null=True, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
+    # The turn completed the customer's request (an answer from a tool result, or an action
+    # executed): the chat asks "Did that solve it?" after it.
+    resolving = models.BooleanField(default=False)
     model_calls = models.PositiveSmallIntegerField(default=0)
     tool_calls = models.PositiveSmallIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
@@ -166,6 +193,10 @@ class Message(models.Model):
         INTERRUPT_EXPIRED = "interrupt_expired", "Interrupt expired"
         ESCALATED = "escalated", "Escalated"
         STAFF_JOINED = "staff_joined", "Staff joined"
+        RESOLUTION_CHECK = "resolution_check", "Resolution check"
+        RESOLUTION_ANSWERED = "resolution_answered", "Resolution answered"
+        CLOSED = "closed", "Closed"
+        REOPENED = "reopened", "Reopened"
 
     class Role(models.TextChoices):
         USER = "user", "Customer"

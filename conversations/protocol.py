@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from conversations.services import Received
     from conversations.turns.gate import Admission
 
-CLIENT_TYPES = ("message", "approval", "escalate", "resume", "ping", "identify")
+CLIENT_TYPES = ("message", "approval", "escalate", "resume", "ping", "identify", "resolution")
 OPEN_SOCKETS = Gauge("actiondesk_open_sockets", "Open chat WebSockets in this process")
 
 
@@ -132,7 +132,23 @@ def _receive(
     return received, admission
 
 
+def _rejected(conversation_id: str, code: str) -> None:
+    from analytics.models import EventType
+    from analytics.services import event_record
+
+    event_record(type=EventType.MESSAGE_REJECTED, conversation_id=conversation_id, outcome=code)
+
+
 async def _message(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
+    try:
+        await _message_accept(consumer, frame)
+    except ApplicationError as exc:
+        # Counted (SPEC §9): refusals are what a flood, a closed door or a bad client looks like.
+        await database_sync_to_async(_rejected)(consumer.conversation_id, str(exc.code))
+        raise
+
+
+async def _message_accept(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     from conversations.realtime import Outbox, message_frame
     from conversations.turns.engine import schedule_turns, step
     from conversations.turns.steps import events_store
@@ -235,7 +251,21 @@ async def _identify(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     await consumer.send_json({"type": "identified", **identity_frame(conversation)})
 
 
+async def _resolution(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
+    """The customer's answer to "Did that solve it?" (docs/analytics.md). The answer comes back
+    as a durable ``resolution_answered`` frame."""
+    from conversations.resolution import resolution_answer
+
+    answer = frame.get("answer")
+    if answer not in ("yes", "no"):
+        raise ApplicationError(ErrorCode.INVALID_FRAME, 'A resolution needs answer "yes" or "no".')
+    await database_sync_to_async(resolution_answer)(
+        conversation_id=consumer.conversation_id, answer=answer
+    )
+
+
 _HANDLERS = {
+    "resolution": _resolution,
     "identify": _identify,
     "ping": _ping,
     "message": _message,

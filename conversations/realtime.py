@@ -38,6 +38,10 @@ def message_frame(message: Message) -> dict[str, Any]:
         Message.Kind.CLARIFICATION,
         Message.Kind.ESCALATED,
         Message.Kind.STAFF_JOINED,
+        Message.Kind.RESOLUTION_CHECK,
+        Message.Kind.RESOLUTION_ANSWERED,
+        Message.Kind.CLOSED,
+        Message.Kind.REOPENED,
     ):
         frame["role"] = message.role
         frame["content"] = message.content

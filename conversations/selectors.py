@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall, Turn
@@ -36,9 +39,15 @@ def conversation_get_for_visitor(
 
 
 def conversation_latest_open_for_visitor(*, visitor_id: str) -> Conversation | None:
+    """The visitor's latest conversation, also when the inactivity job closed it recently:
+    writing again reopens it (and takes a recent resolution back, docs/analytics.md)."""
+    recently = timezone.now() - timedelta(days=settings.ANALYTICS_DURABLE_DAYS)
     return (
         Conversation.objects.filter(visitor_id=visitor_id)
-        .exclude(state=Conversation.State.CLOSED)
+        .exclude(
+            Q(state=Conversation.State.CLOSED),
+            Q(closed_at__isnull=True) | Q(closed_at__lt=recently),
+        )
         .order_by("-updated_at")
         .first()
     )
@@ -159,3 +168,87 @@ def interrupts_pending_for_staff(
     if conversation_id is not None:
         interrupts = interrupts.filter(conversation_id=conversation_id)
     return list(interrupts[:limit])
+
+
+# --- Analytics cohort (docs/analytics.md) ----------------------------------------------------
+
+# "Handoff wins": an AI resolution counts only for a conversation never handed to humans.
+_AI_RESOLVED = Q(escalated_at__isnull=True) & ~Q(resolution="")
+_HANDLED = Q(turn_count__gt=0) | Q(escalated_at__isnull=False)
+
+
+def conversations_cohort_counts(
+    *, start: datetime, end: datetime, durable_before: datetime
+) -> dict[str, Any]:
+    """Outcome counts of the conversations started in ``[start, end)``, as they stand now."""
+    cohort = Conversation.objects.filter(created_at__gte=start, created_at__lt=end).order_by()
+    counts = cohort.aggregate(
+        started=Count("id"),
+        handled=Count("id", filter=_HANDLED),
+        escalated=Count("id", filter=Q(escalated_at__isnull=False)),
+        confirmed=Count("id", filter=_AI_RESOLVED & Q(resolution="confirmed")),
+        assumed=Count("id", filter=_AI_RESOLVED & Q(resolution="assumed")),
+        durable=Count("id", filter=_AI_RESOLVED & Q(resolved_at__lte=durable_before)),
+        reopened=Count("id", filter=Q(reopen_count__gt=0)),
+        reopen_base=Count(
+            "id",
+            filter=Q(closed_at__isnull=False)
+            | Q(state=Conversation.State.RESOLVED)
+            | Q(reopen_count__gt=0),
+        ),
+        abandoned=Count(
+            "id",
+            filter=_HANDLED
+            & Q(state=Conversation.State.CLOSED, escalated_at__isnull=True)
+            & ~_AI_RESOLVED,
+        ),
+        resolved_turns=Sum("resolved_turns", filter=_AI_RESOLVED),
+    )
+    # The distribution, not every value: a few rows however large the cohort.
+    counts["turns_to_resolution"] = {
+        row["resolved_turns"]: row["n"]
+        for row in cohort.filter(_AI_RESOLVED, resolved_turns__isnull=False)
+        .values("resolved_turns")
+        .annotate(n=Count("id"))
+    }
+    return counts
+
+
+def conversations_cohort_series(
+    *, start: datetime, end: datetime, tz: tzinfo, daily: bool
+) -> dict[datetime, dict[str, int]]:
+    """Per hour or per day (in ``tz``): conversations started, AI-resolved and escalated."""
+    trunc = TruncDay if daily else TruncHour
+    rows = (
+        Conversation.objects.filter(created_at__gte=start, created_at__lt=end)
+        .order_by()
+        .annotate(bucket=trunc("created_at", tzinfo=tz))
+        .values("bucket")
+        .annotate(
+            started=Count("id"),
+            ai_resolved=Count("id", filter=_AI_RESOLVED),
+            escalated=Count("id", filter=Q(escalated_at__isnull=False)),
+        )
+    )
+    return {
+        row["bucket"]: {
+            "started": row["started"],
+            "ai_resolved": row["ai_resolved"],
+            "escalated": row["escalated"],
+        }
+        for row in rows
+    }
+
+
+def replay_records(
+    *, conversation_id: UUID | str
+) -> tuple[Conversation, list[Message], dict[int, ToolCall], dict[str, Interrupt]]:
+    """What a replay reads (analytics.replay): the timeline, its tool calls and interrupts.
+    Raises ``Conversation.DoesNotExist``."""
+    conversation = Conversation.objects.get(pk=conversation_id)
+    messages = list(
+        Message.objects.filter(conversation=conversation).select_related("author").order_by("seq")
+    )
+    calls = {call.pk: call for call in ToolCall.objects.filter(conversation=conversation)}
+    interrupts = {str(i.pk): i for i in Interrupt.objects.filter(conversation=conversation)}
+    return conversation, messages, calls, interrupts

@@ -12,6 +12,7 @@ import structlog
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from analytics.models import EventType
@@ -28,14 +29,15 @@ logger = structlog.get_logger(__name__)
 
 State = Conversation.State
 
-# SPEC §7. "closed" is reachable from every state and leaves nowhere.
+# SPEC §7. "closed" is reachable from every state; a customer who returns reopens it with the
+# AI (conversations.resolution).
 TRANSITIONS: dict[str, frozenset[str]] = {
     State.AI_ACTIVE: frozenset({State.AWAITING_APPROVAL, State.ESCALATED, State.RESOLVED}),
     State.AWAITING_APPROVAL: frozenset({State.AI_ACTIVE, State.ESCALATED}),
     State.ESCALATED: frozenset({State.HUMAN_ACTIVE, State.AI_ACTIVE}),
     State.HUMAN_ACTIVE: frozenset({State.RESOLVED, State.AI_ACTIVE}),
     State.RESOLVED: frozenset({State.AI_ACTIVE}),
-    State.CLOSED: frozenset(),
+    State.CLOSED: frozenset({State.AI_ACTIVE}),
 }
 # While a human holds (or is about to hold) the conversation the AI stays silent.
 AI_SILENT_STATES = frozenset({State.ESCALATED, State.HUMAN_ACTIVE, State.CLOSED})
@@ -90,12 +92,14 @@ def _seq_next(
     title: str = "",
     context: dict[str, Any] | None = None,
     pending_decisions: bool = False,
+    customer: bool = False,
 ) -> tuple[int, str, int]:
     """Take the conversation's next ``seq`` (and set its title if it has none, and its
     ``context`` when given); returns the seq, the conversation's state and, with
     ``pending_decisions``, how many of its interrupts wait for a decision (else 0). Call
     inside a transaction: the updated row stays locked until commit, which serialises seq
-    allocation between processes.
+    allocation between processes. A ``customer`` message also withdraws an unanswered "Did
+    that solve it?": the customer asked for more instead (docs/analytics.md).
 
     One ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35) in place of a locked read, an
     update and a look-up: the ORM's ``update()`` returns no values, and this runs on every
@@ -109,6 +113,8 @@ def _seq_next(
         "title = CASE WHEN title = '' THEN %s ELSE title END"
     )
     params: list[Any] = [now, title[:200]]
+    if customer:
+        sets += ", resolution_asked_at = NULL"
     if context is not None:
         sets += ", context = %s"
         params.append(Conversation._meta.get_field("context").get_db_prep_save(context, connection))
@@ -145,13 +151,13 @@ class Received:
 def user_message_store(*, conversation_id: UUID | str, content: str, client_id: str) -> Received:
     """Store a customer's message before anything else happens: sequence number, title and
     the message in one transaction (two statements), which also tells whether an action
-    waits for a decision. A resend (same ``client_id``) or a closed conversation rolls it
-    all back."""
+    waits for a decision. A resend (same ``client_id``) rolls it all back; a message to a
+    closed conversation reopens it."""
     try:
         with transaction.atomic():
-            seq, state, pending = _seq_next(conversation_id, title=content, pending_decisions=True)
-            if state == State.CLOSED:
-                raise ApplicationError(ErrorCode.INVALID_TRANSITION, "This conversation is closed.")
+            seq, state, pending = _seq_next(
+                conversation_id, title=content, pending_decisions=True, customer=True
+            )
             message = _message_store(
                 conversation_id=conversation_id,
                 seq=seq,
@@ -166,7 +172,11 @@ def user_message_store(*, conversation_id: UUID | str, content: str, client_id: 
         # first one stored it.
         existing = Message.objects.get(conversation_id=conversation_id, client_id=client_id)
         return Received(existing, False)
-    if state == State.RESOLVED:
+    if state == State.CLOSED:
+        from conversations.resolution import conversation_reopen
+
+        conversation_reopen(conversation_id=conversation_id)
+    elif state == State.RESOLVED:
         conversation_transition(
             conversation=Conversation.objects.get(pk=conversation_id),
             to_state=State.AI_ACTIVE,
@@ -206,16 +216,19 @@ def conversation_transition(
             conversation.state = from_state
             return conversation
         allowed = to_state == State.CLOSED or to_state in TRANSITIONS[from_state]
-        if from_state == State.CLOSED or not allowed:
+        if not allowed:
             raise ApplicationError(
                 ErrorCode.INVALID_TRANSITION,
                 f"A conversation cannot go from {from_state} to {to_state}.",
                 details={"from": from_state, "to": to_state},
             )
         updates: dict[str, Any] = {"state": to_state, "updated_at": timezone.now()}
-        reopened = from_state == State.RESOLVED and to_state == State.AI_ACTIVE
+        reopened = from_state in (State.RESOLVED, State.CLOSED) and to_state == State.AI_ACTIVE
         if reopened:
             updates["reopen_count"] = F("reopen_count") + 1
+        if to_state == State.ESCALATED:
+            # The first handoff, kept for "handoff wins" (docs/analytics.md).
+            updates["escalated_at"] = Coalesce(F("escalated_at"), updates["updated_at"])
         Conversation.objects.filter(pk=conversation.pk).update(**updates)
         StateTransition.objects.create(
             conversation=current,

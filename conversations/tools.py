@@ -44,6 +44,13 @@ if TYPE_CHECKING:
 logger = structlog.get_logger(__name__)
 
 TOOL_CALLS = Counter("actiondesk_tool_calls_total", "Tool calls by outcome", ["outcome"])
+# Per operation, for "tool failures per operation" (docs/operations.md); operations are the
+# imported ones, a bounded set.
+TOOL_OPERATION_CALLS = Counter(
+    "actiondesk_tool_operation_calls_total",
+    "Tool calls per operation by outcome",
+    ["operation", "outcome"],
+)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -508,6 +515,7 @@ def _finish(operation: Operation, outcome: ToolOutcome, started: float) -> ToolO
     outcome.latency_ms = (time.perf_counter() - started) * 1000
     label = "succeeded" if outcome.ok else outcome.error_kind or "unknown"
     TOOL_CALLS.labels(outcome=label).inc()
+    TOOL_OPERATION_CALLS.labels(operation=operation.operation_id, outcome=label).inc()
     logger.info(
         "tool_called",
         operation=operation.operation_id,

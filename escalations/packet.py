@@ -58,6 +58,14 @@ class PacketFacts:
     interrupts: list[dict[str, Any]] = field(default_factory=list)
 
 
+def replay_url(conversation_id: str) -> str:
+    """The conversation's replay, step by step (analytics.replay)."""
+    try:
+        return reverse("admin:analytics_replay", args=[conversation_id])
+    except NoReverseMatch:
+        return f"/admin/analytics/replay/{conversation_id}/"
+
+
 def timeline_url(conversation_id: str) -> str:
     """The admin page with the conversation's whole record (messages, calls, transitions)."""
     try:
@@ -246,7 +254,10 @@ def packet_build(
             "conversation_started_at": facts.started_at.isoformat() if facts.started_at else None,
             "state": facts.state,
         },
-        "links": {"timeline": timeline_url(facts.conversation_id)},
+        "links": {
+            "timeline": timeline_url(facts.conversation_id),
+            "replay": replay_url(facts.conversation_id),
+        },
     }
 
 

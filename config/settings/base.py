@@ -381,6 +381,10 @@ AGENT_CACHE_SECONDS = env_float("AGENT_CACHE_SECONDS", 60.0)
 # refusals aside (SPEC §7 policy).
 ESCALATE_AFTER_TOOL_FAILURES = env_int("ESCALATE_AFTER_TOOL_FAILURES", 3, minimum=1)
 ESCALATE_AFTER_REJECTIONS = env_int("ESCALATE_AFTER_REJECTIONS", 3, minimum=1)
+# The resolution lifecycle (docs/analytics.md): the scheduler closes conversations idle this
+# long; an AI resolution that sees no reopen within ANALYTICS_DURABLE_DAYS is durable.
+CONVERSATION_IDLE_CLOSE_MINUTES = env_int("CONVERSATION_IDLE_CLOSE_MINUTES", 30, minimum=1)
+ANALYTICS_DURABLE_DAYS = env_int("ANALYTICS_DURABLE_DAYS", 7, minimum=1)
 
 # The demo shop at /demo-shop/: mounted only when enabled (default on in local and test, off in
 # production). Its upstream key (the demo's tools send it as X-Shop-Key) is published, so

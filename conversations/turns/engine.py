@@ -137,9 +137,18 @@ def schedule_turns(
 
 
 async def wait_idle() -> None:
-    """Wait for background turns of this process (tests, graceful shutdown)."""
-    while _tasks:
-        await asyncio.gather(*list(_tasks), return_exceptions=True)
+    """Wait for background turns of this process (tests, graceful shutdown). Tasks of another
+    event loop (an earlier test's, closed before their done-callback ran) are dropped: waiting
+    on them would spin forever."""
+    loop = asyncio.get_running_loop()
+    while True:
+        for task in list(_tasks):
+            if task.done() or (task.get_loop() is not loop and task.get_loop().is_closed()):
+                _tasks.discard(task)
+        mine = [task for task in _tasks if task.get_loop() is loop]
+        if not mine:
+            return
+        await asyncio.gather(*mine, return_exceptions=True)
 
 
 # --- The conversation's work, under its lock -------------------------------------------------
@@ -388,7 +397,7 @@ async def _agent_loop(
                 text = PROMPT_LEAK_REPLY
             return steps.Reply(completion, text, agent)
         await step(steps.model_called)(
-            conversation_id=conversation_id, turn=turn, completion=completion
+            conversation_id=conversation_id, turn=turn, completion=completion, agent=agent
         )
         messages.append(
             ChatMessage(
@@ -627,6 +636,7 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
     turn, plan = await step(steps.turn_loaded)(turn_id=interrupt.turn_id)
     structlog.contextvars.bind_contextvars(turn_id=turn.pk)
     await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
+    started = time.perf_counter()
     status: str = Turn.Status.COMPLETED
     error_code = ""
     reply: steps.Reply | None = None
@@ -655,6 +665,8 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
             Message.Role.SYSTEM,
             "Sorry, something went wrong on our side while finishing that.",
         )
+    # The work after the decision (the wait for it is the approval latency, counted apart).
+    turn.latency_ms = (turn.latency_ms or 0) + (time.perf_counter() - started) * 1000
     await step(steps.turn_close, atomic=True)(
         turn=turn, plan=plan, status=status, error_code=error_code, reply=reply
     )

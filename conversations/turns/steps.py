@@ -371,13 +371,20 @@ _FINISH_FIELDS = (
 def turn_finish(*, turn: Turn, plan: TurnPlan, status: str, error_code: str = "") -> None:
     turn.plan = plan.to_json()
     if status == Turn.Status.AWAITING_APPROVAL:
-        Turn.objects.filter(pk=turn.pk).update(status=status, plan=turn.plan)
+        # The work so far; the resumed part adds its own (engine.resume_turn).
+        Turn.objects.filter(pk=turn.pk).update(
+            status=status, plan=turn.plan, latency_ms=turn.latency_ms
+        )
         return
     turn.status = status
     turn.finished_at = timezone.now()
     turn.error_code = error_code
     turn.save(update_fields=[*_FINISH_FIELDS])
     _turn_event(turn)
+    if status == Turn.Status.COMPLETED and turn.tool_calls:
+        from conversations.resolution import turn_mark_resolving
+
+        turn_mark_resolving(turn=turn)
 
 
 def turn_close(
@@ -575,7 +582,11 @@ def reply_store(*, conversation_id: str, turn: Turn, reply: Reply) -> None:
     argument, known arguments), so the answer ("it arrived broken") is routed back to it; any
     other reply forgets it. Set in the statement that stores the reply."""
     model_called(
-        conversation_id=conversation_id, turn=turn, completion=reply.completion, store=False
+        conversation_id=conversation_id,
+        turn=turn,
+        completion=reply.completion,
+        store=False,
+        agent=reply.agent,
     )
     current = dict(turn.conversation.context)
     if reply.text.rstrip().endswith("?"):
@@ -602,13 +613,17 @@ def model_called(
     error: LLMError | None = None,
     elapsed: float = 0.0,
     store: bool = True,
+    agent: Agent | None = None,
 ) -> None:
     turn.model_calls += 1
+    # Who called (SPEC §9 agent usage); the turn's agent when the caller does not say.
+    agent_name = agent.name if agent else (turn.agent.name if turn.agent_id and turn.agent else "")
     if completion is None:
         assert error is not None
         event_record(
             type=EventType.MODEL_CALLED,
             conversation_id=conversation_id,
+            agent=agent_name,
             backend=error.backend,
             outcome=str(error.kind),
             latency_ms=elapsed * 1000,
@@ -630,6 +645,7 @@ def model_called(
     event_record(
         type=EventType.MODEL_CALLED,
         conversation_id=conversation_id,
+        agent=agent_name,
         backend=completion.backend,
         model=completion.model,
         outcome="ok",

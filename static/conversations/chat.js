@@ -401,6 +401,17 @@
       }
       case "interrupt_expired":
         return expired(frame);
+      case "resolution_check":
+        return resolutionCard(frame);
+      case "resolution_answered": {
+        settleChecks(frame.answer === "yes" ? "Solved" : "Not solved");
+        const node = bubble("assistant", "Assistant", frame.content);
+        if (frame.offer_human) node.append(humanOffer());
+        return node;
+      }
+      case "closed":
+      case "reopened":
+        return make("li", "item notice-item", frame.content || "");
       case "escalated":
         setState("escalated");
         return make("li", "item notice-item", frame.content || "A human has been asked to help.");
@@ -416,6 +427,58 @@
       default:
         return activity(String(frame.type), "", typeof frame.content === "string" ? frame.content : "");
     }
+  }
+
+  // "Did that solve it?" (docs/websocket-protocol.md): answered once, withdrawn when the
+  // customer writes instead.
+  function resolutionCard(frame) {
+    const card = make("li", "item card card--check");
+    card.dataset.kind = "resolution_check";
+    card.dataset.status = "pending";
+    card.append(make("p", "card__title", frame.content || "Did that solve it?"));
+    card.append(resolutionActions());
+    card.append(make("p", "card__status"));
+    return card;
+  }
+
+  function resolutionActions() {
+    const actions = make("div", "card__actions");
+    const yes = make("button", "button", "Yes");
+    yes.type = "button";
+    yes.dataset.resolution = "yes";
+    const no = make("button", "button button--quiet", "No");
+    no.type = "button";
+    no.dataset.resolution = "no";
+    actions.append(yes, no);
+    return actions;
+  }
+
+  function settleChecks(text) {
+    for (const card of ui.log.querySelectorAll("[data-kind=resolution_check]")) {
+      if (card.dataset.status === "settled") continue;
+      card.dataset.status = "settled";
+      const actions = card.querySelector(".card__actions");
+      if (actions) actions.hidden = true;
+      const status = card.querySelector(".card__status");
+      if (status) status.textContent = text;
+    }
+  }
+
+  function answerCheck(card, answer) {
+    if (card.dataset.status !== "pending") return;
+    if (!sendFrame({ type: "resolution", answer })) {
+      notice("You're offline; try again once the chat has reconnected.");
+      return;
+    }
+    card.dataset.status = "answering";
+    for (const button of card.querySelectorAll("button[data-resolution]")) button.disabled = true;
+  }
+
+  function humanOffer() {
+    const offer = make("button", "button button--quiet msg__offer", "Talk to a person");
+    offer.type = "button";
+    offer.dataset.action = "escalate";
+    return offer;
   }
 
   function expired(frame) {
@@ -890,6 +953,7 @@
     scrollDown(true);
     const entry = { content, node, sentOn: 0 };
     outbox.set(clientId, entry);
+    settleChecks(""); // writing instead of answering withdraws the question (server does too)
     if (!wsPath) conversationStart(); // the outbox sends it once the new socket has resumed
     else if (sendFrame({ type: "message", client_id: clientId, content })) entry.sentOn = connection;
     ui.input.value = "";
@@ -933,6 +997,15 @@
     if (option) {
       ui.input.value = option.dataset.option;
       submit();
+      return;
+    }
+    const answer = event.target.closest("button[data-resolution]");
+    if (answer) {
+      answerCheck(answer.closest("[data-kind=resolution_check]"), answer.dataset.resolution);
+      return;
+    }
+    if (event.target.closest("button[data-action=escalate]")) {
+      if (!ui.escalate.disabled) ui.escalate.click();
       return;
     }
     const button = event.target.closest("button[data-decision]");
@@ -981,6 +1054,17 @@
   for (const item of ui.log.querySelectorAll("[data-kind=interrupt_expired]")) {
     const card = findCard(item.dataset.interruptId);
     if (card) settleCard(card, "expired", "Expired");
+  }
+  for (const card of ui.log.querySelectorAll("[data-kind=resolution_check]")) {
+    let later = card.nextElementSibling;
+    while (later && !later.matches("[data-kind=resolution_answered], .msg--user")) {
+      later = later.nextElementSibling;
+    }
+    if (later || state !== "ai_active") {
+      card.dataset.status = "settled";
+      const actions = card.querySelector(".card__actions");
+      if (actions) actions.hidden = true;
+    }
   }
   setState(state);
   scrollDown(true);

@@ -22,6 +22,9 @@ def test_role_permissions() -> None:
     supervisor, agent, viewer = _perms("supervisor"), _perms("support_agent"), _perms("viewer")
     assert {"access.add_apikey", "access.change_apikey", "auth.view_user"} <= supervisor
     assert "access.add_apikey" not in agent and "access.view_apikey" not in viewer
+    # The analytics dashboard is for supervisors and viewers (docs/analytics.md).
+    assert "analytics.view_dashboard" in supervisor and "analytics.view_dashboard" in viewer
+    assert "analytics.view_dashboard" not in agent and "analytics.view_event" in agent
     # The viewer role is read-only everywhere (it grows as apps gain models).
     assert all(p.split(".")[1].startswith("view_") for p in viewer)
     assert "django_tasks_database.view_dbtaskresult" in supervisor

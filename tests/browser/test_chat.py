@@ -281,3 +281,25 @@ def test_rate_limited_customer_sees_a_countdown(page: Page, console: Console) ->
         )
     expect(countdown).to_have_text("You can send messages again.", timeout=15_000)
     assert [e for e in console.errors if "429" not in e] == []
+
+
+def test_did_that_solve_it_is_answered_once(page: Page, demo: Any, console: Console) -> None:
+    open_chat(page)
+    continue_as(page)
+    send(page, "where is my order 1042?")
+    check = page.locator(f"{LOG} > [data-kind=resolution_check]")
+    expect(check).to_contain_text("Did that solve it?")
+
+    check.get_by_role("button", name="Yes").click()
+
+    expect(page.locator(f"{LOG} > [data-kind=resolution_answered]")).to_contain_text("glad")
+    expect(check).to_have_attribute("data-status", "settled")
+    expect(check.get_by_role("button", name="Yes")).to_be_hidden()
+    from conversations.models import Conversation
+
+    assert Conversation.objects.get().resolution == "confirmed"
+    # The server-rendered history shows it answered, with nothing left to click.
+    page.reload()
+    expect(check).to_have_attribute("data-status", "settled")
+    expect(check.get_by_role("button", name="Yes")).to_be_hidden()
+    assert console.errors == []

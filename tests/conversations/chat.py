@@ -74,3 +74,24 @@ def verify_customer(
         customer_name=name,
         verified_at=timezone.now(),
     )
+
+
+async def cancel_and_approve(
+    communicator: WebsocketCommunicator, *, order: int = 1042
+) -> list[dict[str, Any]]:
+    """Ask to cancel ``order``, approve the action the agent proposes, and return the frames of
+    the resumed turn (up to its ``turn_end``)."""
+    await communicator.send_json_to(
+        {"type": "message", "client_id": f"cancel-{order}", "content": f"cancel order {order}"}
+    )
+    frames = await frames_until(communicator, turn_ended)
+    interrupt = next(f for f in frames if f["type"] == "interrupt")
+    await communicator.send_json_to(
+        {
+            "type": "approval",
+            "interrupt_id": interrupt["interrupt_id"],
+            "decision": "approve",
+            "arguments_hash": interrupt["arguments_hash"],
+        }
+    )
+    return await frames_until(communicator, turn_ended)

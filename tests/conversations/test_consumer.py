@@ -190,10 +190,14 @@ async def test_rate_limit_is_shared_across_channel_layer_clients(
     assert accepted == 3 and refused == 5
 
 
-async def test_closed_conversation_refuses_messages(conversation: Conversation) -> None:
+async def test_a_message_to_a_closed_conversation_reopens_it(conversation: Conversation) -> None:
     await Conversation.objects.filter(pk=conversation.pk).aupdate(state="closed")
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to({"type": "message", "client_id": "c", "content": "hello?"})
     reply = await ws.receive_json_from(timeout=5)
     await ws.disconnect()
-    assert reply["code"] == "invalid_transition"
+    await wait_idle()
+    assert (reply["type"], reply["content"]) == ("message", "hello?")
+    refreshed = await Conversation.objects.aget(pk=conversation.pk)
+    assert (refreshed.state, refreshed.reopen_count) == ("ai_active", 1)
+    assert refreshed.reopened_at is not None

@@ -137,18 +137,15 @@ async def test_a_resend_uses_no_sequence_number(conversation: Conversation) -> N
     assert (refreshed.last_seq, refreshed.title) == (2, "hi")  # the first message names it
 
 
-async def test_a_closed_conversation_stores_nothing_and_uses_no_seq(
+async def test_a_closed_conversation_takes_the_message_and_reopens(
     conversation: Conversation,
 ) -> None:
-    from config.errors import ApplicationError
     from conversations.services import user_message_receive
 
     await Conversation.objects.filter(pk=conversation.pk).aupdate(state="closed")
-    with pytest.raises(ApplicationError) as refused:
-        await sync_to_async(user_message_receive)(
-            conversation_id=conversation.pk, content="hello?", client_id="c1"
-        )
-    assert refused.value.code == "invalid_transition"
+    message, created = await sync_to_async(user_message_receive)(
+        conversation_id=conversation.pk, content="hello?", client_id="c1"
+    )
     refreshed = await Conversation.objects.aget(pk=conversation.pk)
-    assert (refreshed.last_seq, refreshed.title) == (0, "")
-    assert not await Message.objects.filter(conversation=conversation).aexists()
+    assert created and message.seq == 1
+    assert (refreshed.state, refreshed.last_seq, refreshed.reopen_count) == ("ai_active", 1, 1)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0009_retention'),
+        ('conversations', '0007_retention'),
         ('sites', '0001_initial'),
     ]
 

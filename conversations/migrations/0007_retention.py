@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0004_customer_identity'),
+        ('conversations', '0006_resolution'),
     ]
 
     operations = [
