@@ -339,11 +339,6 @@ CONVERSATION_MAX_TURNS = env_int("CONVERSATION_MAX_TURNS", 200, minimum=1)
 # The longest a process keeps the enabled agents and tools without re-reading them; changes
 # made through the app reach every process at once (config.versions), this bounds the rest.
 AGENT_CACHE_SECONDS = env_float("AGENT_CACHE_SECONDS", 60.0)
-# Where a chat turn's database steps run (conversations.turns.engine.step): on asgiref's one
-# thread-sensitive thread (every conversation of the process queues there; the default), or
-# on a thread pool with a pooled connection per thread (PostgreSQL only), so conversations do
-# not wait for each other's round trips (docs/performance.md).
-TURN_STEPS_OFF_THREAD = env_bool("TURN_STEPS_OFF_THREAD", False)
 # A conversation escalates (trigger tool_failure) after this many failed tool calls in it, 4xx
 # refusals aside (SPEC §7 policy).
 ESCALATE_AFTER_TOOL_FAILURES = env_int("ESCALATE_AFTER_TOOL_FAILURES", 3, minimum=1)

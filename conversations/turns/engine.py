@@ -67,10 +67,7 @@ def step[**P, R](
 ) -> Callable[P, Awaitable[R]]:
     """Run one step of ORM work from async code in a worker thread that gives its connection
     back after (to the pool on PostgreSQL; plain sync_to_async would keep one checked out per
-    thread). With ``TURN_STEPS_OFF_THREAD`` (PostgreSQL only) on a thread pool, so
-    one conversation's round trips do not queue every other's; otherwise on the process's
-    one thread-sensitive thread, as Django's async ORM is (SQLite). A step is one unit of
-    work with its own transaction, so nothing of a turn needs the same thread twice.
+    thread). Thread-sensitive (one ORM thread per process), as Django's async ORM is.
 
     The step's analytics events are stored with one insert, and the frames its writes
     broadcast are published after it in one channel-layer message (``flush=False`` leaves
@@ -96,9 +93,7 @@ def step[**P, R](
                     return func(*args, **kwargs)
 
         try:
-            result: R = await database_sync_to_async(
-                work, thread_sensitive=not settings.TURN_STEPS_OFF_THREAD
-            )()
+            result: R = await database_sync_to_async(work)()
             return result
         finally:
             if flush or own:
