@@ -1,18 +1,20 @@
 #!/usr/bin/env python
-"""Benchmark: chat turns over WebSocket (offline backend, PostgreSQL, Redis, no tool) against a
-bare Channels echo consumer on the same Daphne process, measured in the same run; then 2,000
-idle chat sockets on one process and the memory each costs.
+"""Benchmark: chat turns over WebSocket (offline backend, PostgreSQL, Redis, no tool) against
+two references on the same Daphne process, measured in the same invocation and interleaved
+over ``--rounds`` rounds: a bare Channels echo, and a *persisting echo* that stores the
+customer's message and an echo reply in the real message table in one transaction (psycopg 3's
+async pool, hand-written SQL; ``bench/asgi.py``). Each round runs every mode at 1 conversation
+(``--single-turns`` sequential turns) and at ``--conversations`` concurrent conversations ×
+``--turns`` turns; the medians over rounds and their ratios are printed. Then, optionally, the
+paced run and 2,000 idle chat sockets with the memory each costs.
 
-Targets (SPEC §14): throughput ≥ 0.25 × echo; added latency p50 ≤ 10 ms, p99 ≤ 50 ms at 50
-concurrent conversations; 2,000 sockets all served, ≤ 100 KB each.
-
-The turns run twice: as fast as the 50 conversations can go (throughput; latency there is
-queueing, conversations ÷ throughput), then at a customer's pace (``--pace`` seconds between
-messages on average), where the added latency is a turn's own cost. Both are printed, with the
-CPU each process spent per turn.
+Targets (SPEC §14, issue 14): chat throughput ≥ 0.25 × persisting echo at 50 conversations;
+Daphne + PostgreSQL CPU per turn ≤ 4 × the persisting echo's; at 1 conversation the added
+latency over the persisting echo p50 ≤ 5 ms, p99 ≤ 20 ms; chat throughput at 50 conversations
+≥ 2 × at 1; 2,000 idle sockets all served, ≤ 100 KB each.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379/0 \\
-        .venv/bin/python bench/chat_turns.py
+        .venv/bin/python bench/chat_turns.py --rounds 5
 """
 
 from __future__ import annotations
@@ -181,6 +183,33 @@ async def echo_run(
     return latencies, len(latencies) / (time.perf_counter() - started)
 
 
+async def pecho_run(
+    base: str, ids: list[str], turns: int, tag: str
+) -> tuple[list[float], float, int]:
+    """The persisting echo: each message stored with its echo reply, then the reply sent."""
+    latencies: list[float] = []
+    bad = 0
+
+    async def one(conversation_id: str) -> None:
+        nonlocal bad
+        async with websockets.connect(
+            f"{base}/ws/pecho/{conversation_id}/",
+            origin="http://127.0.0.1",  # type: ignore[arg-type]
+        ) as ws:
+            for n in range(turns):
+                frame = {"type": "message", "client_id": f"{tag}{n}", "content": "hello there"}
+                started = time.perf_counter()
+                await ws.send(json.dumps(frame))
+                reply = json.loads(await ws.recv())
+                latencies.append((time.perf_counter() - started) * 1000)
+                if reply.get("role") != "assistant":
+                    bad += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in ids))
+    return latencies, len(latencies) / (time.perf_counter() - started), bad
+
+
 async def chat_run(
     base: str, ids: list[str], turns: int, pause: float = 0.0, tag: str = "m"
 ) -> tuple[list[float], float, int]:
@@ -267,39 +296,6 @@ async def idle_sockets(base: str, ids: list[str], offset: int, pid: int) -> tupl
     return served, before, after
 
 
-def print_turns(
-    args: argparse.Namespace,
-    echo_lat: list[float],
-    echo_tput: float,
-    chat_lat: list[float],
-    chat_tput: float,
-    bad: int,
-) -> None:
-    added50 = statistics.median(chat_lat) - statistics.median(echo_lat)
-    added99 = percentile(chat_lat, 0.99) - percentile(echo_lat, 0.99)
-    print(
-        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, PostgreSQL + Redis, offline backend"
-    )
-    print(f"{args.conversations} concurrent conversations x {args.turns} turns; bad replies: {bad}")
-    print(
-        f"echo:  {echo_tput:8.1f} msg/s   p50 {statistics.median(echo_lat):6.1f} ms   "
-        f"p99 {percentile(echo_lat, 0.99):6.1f} ms"
-    )
-    print(
-        f"chat:  {chat_tput:8.1f} turns/s p50 {statistics.median(chat_lat):6.1f} ms   "
-        f"p99 {percentile(chat_lat, 0.99):6.1f} ms"
-    )
-    print(
-        f"throughput ratio {chat_tput / echo_tput:.3f} (target >= 0.25: "
-        f"{'met' if chat_tput / echo_tput >= 0.25 else 'MISSED'})"
-    )
-    print(
-        f"added latency p50 {added50:.1f} ms (target <= 10: {'met' if added50 <= 10 else 'MISSED'})"
-        f", p99 {added99:.1f} ms (target <= 50: {'met' if added99 <= 50 else 'MISSED'})"
-    )
-
-
 def paced(args: argparse.Namespace, base: str, ids: list[str]) -> None:
     """The same conversations at a customer's pace: each waits ``--pace`` seconds on average
     before its next message, so latency is a turn's own time rather than the queue a
@@ -322,10 +318,103 @@ def paced(args: argparse.Namespace, base: str, ids: list[str]) -> None:
     )
 
 
+MODES = ("echo", "pecho", "chat")
+
+
+def measure(
+    mode: str, base: str, ids: list[str], turns: int, tag: str, pid: int
+) -> dict[str, float]:
+    before = cpu_snapshot(pid)
+    if mode == "echo":
+        lat, tput = asyncio.run(echo_run(f"{base}/ws/echo/", len(ids), turns))
+        bad = 0
+    elif mode == "pecho":
+        lat, tput, bad = asyncio.run(pecho_run(base, ids, turns, tag))
+    else:
+        lat, tput, bad = asyncio.run(chat_run(base, ids, turns, tag=tag))
+    cpu = cpu_used(before, cpu_snapshot(pid))
+    done = max(1, len(lat))
+    return {
+        "tput": tput,
+        "p50": statistics.median(lat),
+        "p99": percentile(lat, 0.99),
+        "daphne": cpu["daphne"] / done,
+        "postgres": cpu["postgres"] / done,
+        "redis": cpu["redis"] / done,
+        "bad": bad,
+    }
+
+
+def interleaved(args: argparse.Namespace, base: str, ids: dict[str, list[str]], pid: int) -> None:
+    """Every mode at 1 and at ``--conversations`` conversations, in a rotating order, for
+    ``--rounds`` rounds; then the medians and the ratios the targets ask for."""
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    many = args.conversations
+    for r in range(args.rounds):
+        order = MODES[r % 3 :] + MODES[: r % 3]
+        for mode in order:
+            for n, turns in ((1, args.single_turns), (many, args.turns)):
+                result = measure(mode, base, ids[mode][:n], turns, f"r{r}n{n}-", pid)
+                runs.setdefault((mode, n), []).append(result)
+                print(
+                    f"round {r + 1} {mode:5} x{n:<3} {result['tput']:8.1f}/s  p50 "
+                    f"{result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms  CPU/turn daphne "
+                    f"{result['daphne']:5.2f} ms postgres {result['postgres']:5.2f} ms  "
+                    f"bad {result['bad']:.0f}",
+                    flush=True,
+                )
+
+    def med(mode: str, n: int, key: str) -> float:
+        return statistics.median(r[key] for r in runs[(mode, n)])
+
+    print(
+        f"\nmedians of {args.rounds} interleaved rounds ({platform.node()}, {os.cpu_count()} "
+        f"cores, Python {platform.python_version()}, PostgreSQL + Redis, offline backend):"
+    )
+    for mode in MODES:
+        for n in (1, many):
+            print(
+                f"  {mode:5} x{n:<3} {med(mode, n, 'tput'):8.1f}/s  p50 {med(mode, n, 'p50'):6.1f}"
+                f" ms  p99 {med(mode, n, 'p99'):6.1f} ms  CPU/turn daphne "
+                f"{med(mode, n, 'daphne'):5.2f} ms postgres {med(mode, n, 'postgres'):5.2f} ms"
+            )
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    tput = med("chat", many, "tput") / med("pecho", many, "tput")
+    cpu_chat = med("chat", many, "daphne") + med("chat", many, "postgres")
+    cpu_pecho = med("pecho", many, "daphne") + med("pecho", many, "postgres")
+    added50 = med("chat", 1, "p50") - med("pecho", 1, "p50")
+    added99 = med("chat", 1, "p99") - med("pecho", 1, "p99")
+    scale = med("chat", many, "tput") / med("chat", 1, "tput")
+    pscale = med("pecho", many, "tput") / med("pecho", 1, "tput")
+    print(
+        f"chat throughput x{many} = {tput:.3f} x persisting echo (>= 0.25: {verdict(tput >= 0.25)})"
+    )
+    bare = med("chat", many, "tput") / med("echo", many, "tput")
+    print(f"chat throughput x{many} = {bare:.3f} x bare echo")
+    print(
+        f"Daphne + PostgreSQL CPU per turn x{many}: chat {cpu_chat:.2f} ms, persisting echo "
+        f"{cpu_pecho:.2f} ms = {cpu_chat / cpu_pecho:.2f} x "
+        f"(<= 4: {verdict(cpu_chat <= 4 * cpu_pecho)})"
+    )
+    print(
+        f"added latency at 1 conversation over persisting echo: p50 {added50:.1f} ms "
+        f"(<= 5: {verdict(added50 <= 5)}), p99 {added99:.1f} ms (<= 20: {verdict(added99 <= 20)})"
+    )
+    print(
+        f"throughput x{many} / x1: chat {scale:.2f} (>= 2: {verdict(scale >= 2)}), "
+        f"persisting echo {pscale:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--single-turns", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--idle", type=int, default=2000)
     parser.add_argument(
         "--pace", type=float, default=5.0, help="mean seconds between a customer's messages"
@@ -346,47 +435,36 @@ def main() -> None:
     db_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     call_command("sync_roles", verbosity=0)
     agents_load(text=template_text("ecommerce"))
-    total = args.conversations + args.idle
+    total = 2 * args.conversations + args.idle
     conversations = Conversation.objects.bulk_create(
         Conversation(visitor_id=f"bench-{i}") for i in range(total)
     )
-    ids = [str(c.pk) for c in conversations]
+    all_ids = [str(c.pk) for c in conversations]
+    ids = {
+        "echo": all_ids[: args.conversations],
+        "chat": all_ids[: args.conversations],
+        "pecho": all_ids[args.conversations : 2 * args.conversations],
+    }
+    idle_ids = all_ids[2 * args.conversations :]
     connection.close()
     port = free_port()
     log_path = Path(tempfile.gettempdir()) / f"chat-bench-daphne-{port}.log"
     with log_path.open("wb") as log:  # the server keeps its own handle
         server = start_server(port, db_name, log)
     base = f"ws://127.0.0.1:{port}"
+    served = before = after = 0
     try:
-        asyncio.run(echo_run(f"{base}/ws/echo/", args.conversations, 2))  # warm up
-        echo_before = cpu_snapshot(server.pid)
-        echo_lat, echo_tput = asyncio.run(
-            echo_run(f"{base}/ws/echo/", args.conversations, args.turns)
-        )
-        echo_cpu = cpu_used(echo_before, cpu_snapshot(server.pid))
-        cpu_before = cpu_snapshot(server.pid)
-        chat_lat, chat_tput, bad = asyncio.run(
-            chat_run(base, ids[: args.conversations], args.turns)
-        )
-        cpu = cpu_used(cpu_before, cpu_snapshot(server.pid))
-        print_turns(args, echo_lat, echo_tput, chat_lat, chat_tput, bad)
-        # Where a turn's time goes: CPU per turn of each process on the machine.
-        turns_done = max(1, len(chat_lat))
-        print(
-            "CPU per turn: "
-            + ", ".join(f"{name} {ms / turns_done:.2f} ms" for name, ms in cpu.items())
-        )
-        echo_total = sum(echo_cpu.values()) / max(1, len(echo_lat))
-        print(
-            f"CPU per echo message, all processes: {echo_total:.2f} ms; per chat turn: "
-            f"{sum(cpu.values()) / turns_done:.2f} ms (0.25 x echo's throughput on this machine "
-            f"leaves a turn about {echo_total * 4:.2f} ms)"
-        )
+        # Warm up every path (imports, pools, per-process caches).
+        asyncio.run(echo_run(f"{base}/ws/echo/", args.conversations, 2))
+        asyncio.run(pecho_run(base, ids["pecho"], 2, "warm-"))
+        asyncio.run(chat_run(base, ids["chat"], 2, tag="warm-"))
+        interleaved(args, base, ids, server.pid)
         if args.pace > 0:
-            paced(args, base, ids[: args.conversations])
-        served, before, after = asyncio.run(
-            idle_sockets(base, ids[args.conversations :], args.conversations, server.pid)
-        )
+            paced(args, base, ids["chat"])
+        if args.idle:
+            served, before, after = asyncio.run(
+                idle_sockets(base, idle_ids, 2 * args.conversations, server.pid)
+            )
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -397,12 +475,13 @@ def main() -> None:
             print(err[-3000:], file=sys.stderr)
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
-    per_socket = (after - before) / max(1, served)
-    print(
-        f"idle sockets: {served}/{args.idle} served; RSS {before / 1024:.0f} -> "
-        f"{after / 1024:.0f} MB = {per_socket:.1f} KB per socket (target <= 100: "
-        f"{'met' if per_socket <= 100 and served == args.idle else 'MISSED'})"
-    )
+    if args.idle:
+        per_socket = (after - before) / max(1, served)
+        print(
+            f"idle sockets: {served}/{args.idle} served; RSS {before / 1024:.0f} -> "
+            f"{after / 1024:.0f} MB = {per_socket:.1f} KB per socket (target <= 100: "
+            f"{'met' if per_socket <= 100 and served == args.idle else 'MISSED'})"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Every bad frame raises an :class:`ApplicationError` whose code the consumer send
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
@@ -129,6 +130,11 @@ def _receive(
         raise
     if not received.created and admission.token is not None:
         gate.lock_release(conversation_id=conversation_id, token=admission.token)
+    elif received.created and admission.token is None:
+        # Another runner held the lock when the message came in. Its wake flag was set before
+        # the message was committed, so that runner may have looked and found nothing: ask
+        # again now (it is woken, or has let go and the lock is ours).
+        admission = replace(admission, token=gate.lock_acquire(conversation_id=conversation_id))
     return received, admission
 
 
@@ -168,7 +174,8 @@ async def _message_accept(consumer: ChatConsumer, frame: dict[str, Any]) -> None
         await consumer.send_json(message_frame(received.message))
         return
     if admission.token is None:
-        # Another runner holds the conversation and was woken to take this message too.
+        # Another runner holds the conversation and was woken, after the message was
+        # committed, to take it too.
         await step(events_store, outbox=outbox)()
         return
     schedule_turns(consumer.conversation_id, outbox, token=admission.token, stamp=admission.stamp)

@@ -248,21 +248,16 @@ async def run_turn(
     try:
         async with asyncio.timeout(settings.TURN_TIMEOUT_SECONDS):
             status, reply = await _run_intents(conversation_id, turn, plan, prepared)
-    except LLMError as exc:
-        status, error_code = Turn.Status.FAILED, TurnErrorCode.BACKEND_UNAVAILABLE
-        turn.error_message = prompt.error_detail(exc)
-        await step(steps.backends_down)(conversation_id=conversation_id, turn=turn, error=exc)
     except (budgets.BudgetExceeded, TimeoutError) as exc:
         status, error_code = await _over_budget(conversation_id, turn, exc)
     except Exception as exc:
-        logger.exception("turn_failed", conversation_id=conversation_id, turn_id=turn.pk)
-        status, error_code = Turn.Status.FAILED, TurnErrorCode.INTERNAL_ERROR
-        turn.error_message = prompt.error_detail(exc)
-        await _say(
+        status = Turn.Status.FAILED
+        error_code = await _failure(
             conversation_id,
             turn,
-            Message.Role.SYSTEM,
-            "Sorry, something went wrong on our side. Your message is saved; "
+            exc,
+            log_event="turn_failed",
+            apology="Sorry, something went wrong on our side. Your message is saved; "
             "please try again or ask for a human.",
         )
     turn.latency_ms = (time.perf_counter() - started) * 1000
@@ -286,6 +281,21 @@ async def _over_budget(
         conversation_id=conversation_id, turn=turn, exceeded=exceeded
     )
     return Turn.Status.FAILED, TurnErrorCode.BUDGET_EXCEEDED
+
+
+async def _failure(
+    conversation_id: str, turn: Turn, exc: Exception, *, log_event: str, apology: str
+) -> TurnErrorCode:
+    """A turn that failed: staff read the exception on the turn record; for a model failure
+    the customer is offered a human (handed over when it repeats), else reads ``apology``.
+    Call from the ``except`` block (the log takes the traceback)."""
+    turn.error_message = prompt.error_detail(exc)
+    if isinstance(exc, LLMError):
+        await step(steps.backends_down)(conversation_id=conversation_id, turn=turn, error=exc)
+        return TurnErrorCode.BACKEND_UNAVAILABLE
+    logger.exception(log_event, conversation_id=conversation_id, turn_id=turn.pk)
+    await _say(conversation_id, turn, Message.Role.SYSTEM, apology)
+    return TurnErrorCode.INTERNAL_ERROR
 
 
 async def _say(
@@ -527,30 +537,26 @@ async def _tool_call(
 ) -> str | None:
     """Run a call at once (returns the delimited result for the model) or open an interrupt
     (returns ``None``: the turn pauses)."""
-    record = step(steps.tool_call_record)
     operation = setup.operations.get(name)
-    if operation is None:
-        await record(
-            conversation_id=conversation_id,
-            turn=turn,
-            operation=None,
-            name=name,
-            arguments=arguments,
-            status=ToolCall.Status.SKIPPED,
-        )
-        return prompt.tool_output(name, None, {"error": f"There is no tool named {name}."})
-    # What is stored, shown for approval and sent is what the model gave, minus credentials.
-    arguments = without_credentials(operation, arguments)
-    need = approval_needed(setup.agent, operation, arguments)
-    if need.approver:
-        call = await record(
+
+    async def record(status: str) -> ToolCall:
+        return await step(steps.tool_call_record)(
             conversation_id=conversation_id,
             turn=turn,
             operation=operation,
             name=name,
             arguments=arguments,
-            status=ToolCall.Status.PENDING,
+            status=status,
         )
+
+    if operation is None:
+        await record(ToolCall.Status.SKIPPED)
+        return prompt.tool_output(name, None, {"error": f"There is no tool named {name}."})
+    # What is stored, shown for approval and sent is what the model gave, minus credentials.
+    arguments = without_credentials(operation, arguments)
+    need = approval_needed(setup.agent, operation, arguments)
+    if need.approver:
+        call = await record(ToolCall.Status.PENDING)
         await step(interrupt_create)(
             turn=turn,
             tool_call=call,
@@ -560,14 +566,7 @@ async def _tool_call(
             approval_rule=need.rule,
         )
         return None
-    call = await record(
-        conversation_id=conversation_id,
-        turn=turn,
-        operation=operation,
-        name=name,
-        arguments=arguments,
-        status=ToolCall.Status.RUNNING,
-    )
+    call = await record(ToolCall.Status.RUNNING)
     return await _execute(conversation_id, turn, plan, call, operation)
 
 
@@ -649,21 +648,16 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
                 await step(steps.rest_skip)(
                     conversation_id=conversation_id, turn=turn, plan=plan, interrupt=interrupt
                 )
-    except LLMError as exc:
-        status, error_code = Turn.Status.FAILED, TurnErrorCode.BACKEND_UNAVAILABLE
-        turn.error_message = prompt.error_detail(exc)
-        await step(steps.backends_down)(conversation_id=conversation_id, turn=turn, error=exc)
     except (budgets.BudgetExceeded, TimeoutError) as exc:
         status, error_code = await _over_budget(conversation_id, turn, exc)
     except Exception as exc:
-        logger.exception("turn_resume_failed", conversation_id=conversation_id, turn_id=turn.pk)
-        status, error_code = Turn.Status.FAILED, TurnErrorCode.INTERNAL_ERROR
-        turn.error_message = prompt.error_detail(exc)
-        await _say(
+        status = Turn.Status.FAILED
+        error_code = await _failure(
             conversation_id,
             turn,
-            Message.Role.SYSTEM,
-            "Sorry, something went wrong on our side while finishing that.",
+            exc,
+            log_event="turn_resume_failed",
+            apology="Sorry, something went wrong on our side while finishing that.",
         )
     # The work after the decision (the wait for it is the approval latency, counted apart).
     turn.latency_ms = (turn.latency_ms or 0) + (time.perf_counter() - started) * 1000

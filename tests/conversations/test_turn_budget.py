@@ -122,3 +122,27 @@ def test_a_rate_limited_message_is_refused_and_takes_no_lock(
     token = gate.lock_acquire(conversation_id=str(chatting.pk))  # nothing left holding it
     assert token is not None
     gate.lock_release(conversation_id=str(chatting.pk), token=token)
+
+
+def test_a_message_stored_while_the_holder_lets_go_is_still_answered(
+    chatting: Conversation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder of the lock lets go (and looks for work) after this message was admitted
+    but before it was committed: the message must not be left without a turn."""
+    from conversations import services
+    from conversations.turns import gate
+
+    conversation_id = str(chatting.pk)
+    held = gate.lock_acquire(conversation_id=conversation_id)
+    assert held is not None
+    original = services.user_message_store
+
+    def holder_finishes_first(**kwargs: Any) -> Any:
+        assert held is not None
+        gate.lock_release(conversation_id=conversation_id, token=held)  # finds nothing yet
+        return original(**kwargs)
+
+    monkeypatch.setattr(services, "user_message_store", holder_finishes_first)
+    _send(chatting, "are you there?", "late")
+    message = Message.objects.get(conversation=chatting, client_id="late")
+    assert Turn.objects.get(user_message=message).status == "completed"
