@@ -44,6 +44,9 @@ class ErrorCode(StrEnum):
     # Escalations (SPEC §7).
     ALREADY_CLAIMED = "already_claimed"
     INVALID_TRANSITION = "invalid_transition"
+    # Idempotent POSTs (SPEC §11).
+    IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 
 
 DEFAULT_STATUS: dict[ErrorCode, int] = {
@@ -71,6 +74,8 @@ DEFAULT_STATUS: dict[ErrorCode, int] = {
     ErrorCode.VERIFICATION_REQUIRED: 403,
     ErrorCode.ALREADY_CLAIMED: 409,
     ErrorCode.INVALID_TRANSITION: 409,
+    ErrorCode.IDEMPOTENCY_KEY_IN_USE: 409,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: 422,
 }
 
 

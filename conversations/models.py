@@ -91,12 +91,20 @@ class Conversation(models.Model):
     customer_email = models.EmailField(max_length=254, blank=True)
     customer_name = models.CharField(max_length=200, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # The program that opened it through the API (``ApiKey.integration_name``): only its keys
+    # and staff see it. Empty for chat conversations.
+    integration = models.CharField(max_length=100, blank=True)
+    # What the program attached (its ticket id, channel, …), returned as given.
+    metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["state", "updated_at"])]
+        indexes = [
+            models.Index(fields=["state", "updated_at"]),
+            models.Index(fields=["integration", "-created_at"], name="conversation_integration"),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Conversation {str(self.id)[:8]}"

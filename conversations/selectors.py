@@ -1,13 +1,26 @@
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall, Turn
+from config.errors import ApplicationError, ErrorCode
+from conversations.models import (
+    Agent,
+    Conversation,
+    Interrupt,
+    Message,
+    StateTransition,
+    ToolCall,
+    Turn,
+)
 
 
 def conversation_get_for_visitor(
@@ -90,3 +103,111 @@ def conversation_work_summary(*, conversation_id: UUID | str) -> WorkSummary:
         )
         unsettled, waiting, state = cursor.fetchone()
     return WorkSummary(bool(unsettled), waiting, state)
+
+
+# --- Programs (the API, SPEC §11) ---------------------------------------------------------------
+
+
+def conversation_get_for_program(
+    *, conversation_id: UUID | str, integration: str | None
+) -> Conversation:
+    """The conversation when ``integration`` may see it (``None``: staff, who see all); raises
+    ``Conversation.DoesNotExist`` otherwise, so another integration's conversation looks
+    exactly like one that does not exist (404)."""
+    conversations = Conversation.objects.select_related("current_agent")
+    if integration is not None:
+        conversations = conversations.filter(integration=integration)
+    try:
+        return conversations.get(pk=conversation_id)
+    except (ValueError, DjangoValidationError) as exc:
+        raise Conversation.DoesNotExist(str(exc)) from exc
+
+
+def _cursor_encode(conversation: Conversation) -> str:
+    raw = f"{conversation.created_at.isoformat()}|{conversation.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _cursor_decode(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, pk = raw.partition("|")
+        return datetime.fromisoformat(created), UUID(pk)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise ApplicationError(
+            ErrorCode.VALIDATION_ERROR,
+            "cursor is not one this API handed out.",
+            details={"fields": [{"field": "cursor", "message": "invalid", "type": "invalid"}]},
+        ) from exc
+
+
+def conversation_list_for_program(
+    *,
+    integration: str | None,
+    state: str | None = None,
+    agent: str | None = None,
+    escalated: bool | None = None,
+    updated_since: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Conversation], str | None]:
+    """Newest first, ``limit`` at a time; the cursor is the last row's (created_at, id), so a
+    page stays stable while new conversations arrive (no offsets)."""
+    conversations = Conversation.objects.select_related("current_agent").order_by(
+        "-created_at", "-id"
+    )
+    if integration is not None:
+        conversations = conversations.filter(integration=integration)
+    if state:
+        conversations = conversations.filter(state=state)
+    if agent:
+        conversations = conversations.filter(current_agent__slug=agent)
+    if escalated is not None:
+        ever = StateTransition.objects.filter(
+            conversation_id=OuterRef("pk"), to_state=Conversation.State.ESCALATED
+        )
+        conversations = conversations.filter(Exists(ever) if escalated else ~Exists(ever))
+    if updated_since is not None:
+        conversations = conversations.filter(updated_at__gte=updated_since)
+    if cursor:
+        created, pk = _cursor_decode(cursor)
+        conversations = conversations.filter(
+            Q(created_at__lt=created) | Q(created_at=created, id__lt=pk)
+        )
+    rows = list(conversations[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, _cursor_encode(rows[-1]) if more and rows else None
+
+
+def messages_page(
+    *, conversation_id: UUID | str, after: int = 0, limit: int = 100
+) -> tuple[list[Message], int | None]:
+    rows = list(
+        Message.objects.filter(conversation_id=conversation_id, seq__gt=after).order_by("seq")[
+            : limit + 1
+        ]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].seq if more and rows else None
+
+
+def interrupts_pending_for_program(
+    *,
+    integration: str | None,
+    conversation_id: UUID | str | None = None,
+    approver: str | None = None,
+) -> QuerySet[Interrupt]:
+    from django.utils import timezone
+
+    interrupts = Interrupt.objects.filter(
+        status=Interrupt.Status.PENDING, expires_at__gt=timezone.now()
+    ).order_by("created_at")
+    if integration is not None:
+        interrupts = interrupts.filter(conversation__integration=integration)
+    if conversation_id is not None:
+        interrupts = interrupts.filter(conversation_id=conversation_id)
+    if approver:
+        interrupts = interrupts.filter(approver=approver)
+    return interrupts

@@ -195,6 +195,31 @@ def conversation_transition(
     return conversation
 
 
+def conversation_close(
+    *, conversation: Conversation, reason: str, actor: User | None = None
+) -> Conversation:
+    """Close for good (SPEC §7: any state → closed). Closing a closed conversation changes
+    nothing; pending approvals lapse with it and open escalations are cancelled lazily."""
+    from conversations.models import Interrupt
+
+    if conversation.state == State.CLOSED:
+        return conversation
+    with transaction.atomic():
+        conversation_transition(
+            conversation=conversation, to_state=State.CLOSED, reason=reason, actor=actor
+        )
+        Interrupt.objects.filter(
+            conversation_id=conversation.pk, status=Interrupt.Status.PENDING
+        ).update(status=Interrupt.Status.EXPIRED, decided_at=timezone.now(), decision_source="closed")
+        message_append(
+            conversation_id=conversation.pk,
+            role=Message.Role.SYSTEM,
+            content="This conversation is closed. Start a new one any time.",
+            payload={"frame": {"closed": True}},
+        )
+    return conversation
+
+
 def conversation_context_update(*, conversation_id: UUID | str, context: dict[str, Any]) -> None:
     Conversation.objects.filter(pk=conversation_id).update(context=context)
 
