@@ -23,7 +23,9 @@ class ApiKey(models.Model):
 
     # The program the key belongs to (SPEC §11): conversations a key creates are visible to the
     # keys of the same integration (and staff), never to other keys. Empty: the key alone.
-    integration = models.CharField(max_length=100, blank=True)
+    integration = models.CharField(
+        max_length=100, blank=True, help_text="The program it belongs to; empty: this key alone."
+    )
 
     name = models.CharField(max_length=100)
     owner = models.ForeignKey(
