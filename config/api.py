@@ -300,8 +300,9 @@ def create_api(**kwargs: Any) -> ActiondeskAPI:
     install_error_handlers(api)
     # Idempotency-Key on every POST (access.idempotency): claimed or replayed around the view,
     # the response stored around the whole operation.
-    api.add_decorator(idempotent_view, mode="view")
-    api.add_decorator(idempotent_operation, mode="operation")
+    # (ninja's "operation" mode wraps the view function, "view" mode the whole operation.)
+    api.add_decorator(idempotent_view, mode="operation")
+    api.add_decorator(idempotent_operation, mode="view")
     return api
 
 
