@@ -115,7 +115,9 @@ def docs_access(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
                     403, "permission_denied", "This API key lacks the 'docs' scope."
                 )
             return _json_error(401, "not_authenticated", "The API key is not valid.")
-        if "text/html" in request.headers.get("Accept", ""):
+        if request.path.rstrip("/").endswith("/docs") or "text/html" in request.headers.get(
+            "Accept", ""
+        ):
             return redirect_to_login(request.get_full_path(), "admin:login")
         return _json_error(
             401, "not_authenticated", "Log in as staff, or send an API key with the 'docs' scope."
