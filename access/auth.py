@@ -111,9 +111,7 @@ def docs_access(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             if api_key is not None and ApiKey.Scope.DOCS in api_key.scopes:
                 return view(request, *args, **kwargs)
             if api_key is not None:
-                return _json_error(
-                    403, "permission_denied", "This API key lacks the 'docs' scope."
-                )
+                return _json_error(403, "permission_denied", "This API key lacks the 'docs' scope.")
             return _json_error(401, "not_authenticated", "The API key is not valid.")
         if request.path.rstrip("/").endswith("/docs") or "text/html" in request.headers.get(
             "Accept", ""

@@ -14,7 +14,9 @@ Every response of an operation that started is stored, a 5xx included: after a s
 the side effect may or may not have happened, so a retry with the same key gets the same 5xx
 back rather than risking a second one; send a new key to try again. Requests refused before the
 view runs (401, 429, invalid fields) leave no record; what the view answers (403 for a missing
-scope, 404, 409, 422 of a domain rule) is stored like a success. Records live 24 hours (``IDEMPOTENCY_TTL_HOURS``); ``access.jobs`` removes older ones.
+scope, 404, 409, 422 of a domain rule) is stored like a success. Records live 24 hours
+(``IDEMPOTENCY_TTL_HOURS``); the scheduler's ``idempotency_cleanup`` (``access.jobs``) removes
+older ones.
 """
 
 from __future__ import annotations

@@ -134,10 +134,8 @@ def reply_for(*, message: Message) -> Reply:
     if next_seq is not None:
         replies = replies.filter(seq__lt=next_seq)
     pending = list(_pending(message.conversation_id))
-    if turn is not None:
-        status = turn.status
-    else:
-        status = WAITING if pending else RUNNING
+    # No turn yet: queued behind a pending approval ("waiting"), or about to be taken.
+    status = turn.status if turn is not None else (WAITING if pending else RUNNING)
     return Reply(
         status=status, message=message, replies=list(replies[:200]), pending_interrupts=pending
     )

@@ -210,7 +210,9 @@ def conversation_close(
         )
         Interrupt.objects.filter(
             conversation_id=conversation.pk, status=Interrupt.Status.PENDING
-        ).update(status=Interrupt.Status.EXPIRED, decided_at=timezone.now(), decision_source="closed")
+        ).update(
+            status=Interrupt.Status.EXPIRED, decided_at=timezone.now(), decision_source="closed"
+        )
         message_append(
             conversation_id=conversation.pk,
             role=Message.Role.SYSTEM,

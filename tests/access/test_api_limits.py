@@ -105,7 +105,7 @@ def test_two_processes_racing_share_one_atomic_count(redis_url: str) -> None:
     cache.clear()
 
 
-# --- Docs and schema -------------------------------------------------------------------------------
+# --- Docs and schema ---------------------------------------------------------------------------
 
 
 @pytest.mark.django_db

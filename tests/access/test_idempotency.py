@@ -93,9 +93,11 @@ def test_a_key_still_running_is_409(supervisor: User) -> None:
     shop = client_for(supervisor)
     api_key_id = supervisor.api_keys.get().pk
     fingerprint = "x" * 64
-    IdempotencyRecord.objects.create(principal=f"key:{api_key_id}", key="busy", fingerprint=fingerprint)
+    IdempotencyRecord.objects.create(
+        principal=f"key:{api_key_id}", key="busy", fingerprint=fingerprint
+    )
     original = idempotency.request_fingerprint
-    idempotency.request_fingerprint = lambda request: fingerprint  # type: ignore[assignment]
+    idempotency.request_fingerprint = lambda request: fingerprint
     try:
         response = post(shop, BODY, "busy")
     finally:
@@ -122,7 +124,9 @@ def test_quoted_and_bare_keys_are_the_same_key(supervisor: User) -> None:
     assert Conversation.objects.count() == 1
 
 
-@pytest.mark.parametrize("raw", ['"unterminated', "", "   ", "tab\tinside", "é", "x" * 256, '"a"b"'])
+@pytest.mark.parametrize(
+    "raw", ['"unterminated', "", "   ", "tab\tinside", "é", "x" * 256, '"a"b"']
+)
 def test_invalid_keys_are_refused(raw: str) -> None:
     with pytest.raises(ApplicationError) as caught:
         parse_key(raw)
@@ -241,3 +245,10 @@ def test_two_concurrent_requests_with_one_key_have_one_side_effect(
     assert sorted(statuses) == [201, 409]
     assert Conversation.objects.count() == 1
     assert IdempotencyRecord.objects.get().status == "done"
+
+
+def test_the_cleanup_runs_on_the_scheduler() -> None:
+    from config.scheduler import jobs_discover
+
+    [job] = [job for job in jobs_discover() if job.name == "idempotency_cleanup"]
+    assert job.run is idempotency_cleanup and job.every_seconds == 3600

@@ -31,6 +31,7 @@ def _roles(transactional_db: None) -> None:
 
     roles_sync(apps=apps)
 
+
 BASE = "/api/v1/conversations"
 ANA = {"id": "cust-ana", "email": "ana@example.com", "name": "Ana Souza"}
 BEN = {"id": "cust-ben", "email": "ben@example.com", "name": "Ben"}
@@ -127,10 +128,7 @@ def test_other_integrations_get_404_same_integration_and_staff_see_it(
         ("post", f"{BASE}/{conversation_id}/messages"),
         ("post", f"{BASE}/{conversation_id}/close"),
     ]:
-        if method == "get":
-            response = other.get(url)
-        else:
-            response = post(other, url, {"content": "hi"})
+        response = other.get(url) if method == "get" else post(other, url, {"content": "hi"})
         assert response.status_code == 404, url
         assert response.json()["error"]["code"] == "not_found"
     assert other.get(BASE).json()["data"]["items"] == []
@@ -158,7 +156,9 @@ def test_scope_and_permission_are_required(supervisor: User, viewer: User) -> No
 def test_list_filters_and_cursor_pages(shop: Client) -> None:
     ids = [open_conversation(shop) for _ in range(5)]
     escalated = Conversation.objects.get(pk=ids[0])
-    StateTransition.objects.create(conversation=escalated, from_state="ai_active", to_state="escalated")
+    StateTransition.objects.create(
+        conversation=escalated, from_state="ai_active", to_state="escalated"
+    )
     Conversation.objects.filter(pk=ids[1]).update(state="closed")
 
     seen: list[str] = []
@@ -289,7 +289,10 @@ def test_close_is_the_state_machine_close_and_harmless_twice(shop: Client) -> No
     again = post(shop, f"{BASE}/{conversation_id}/close")
     assert first.status_code == again.status_code == 200
     assert first.json()["data"]["state"] == "closed"
-    assert StateTransition.objects.filter(conversation_id=conversation_id, to_state="closed").count() == 1
+    assert (
+        StateTransition.objects.filter(conversation_id=conversation_id, to_state="closed").count()
+        == 1
+    )
     refused = post(shop, f"{BASE}/{conversation_id}/messages", {"content": "hello again"})
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "invalid_transition"
 
@@ -336,7 +339,9 @@ def test_cancel_waits_for_approval_then_runs_once(demo: Any, shop: Client) -> No
     assert approved.status_code == 200, approved.json()
     decision = approved.json()["data"]
     assert decision["interrupt"]["status"] == "approved" and decision["state"] == "ai_active"
-    assert any("cancel" in r["content"].lower() for r in decision["replies"] if r["role"] == "assistant")
+    assert any(
+        "cancel" in r["content"].lower() for r in decision["replies"] if r["role"] == "assistant"
+    )
     assert twice.status_code == 200
     assert late_reject.status_code == 409
     assert late_reject.json()["error"]["code"] == "interrupt_already_decided"
@@ -357,7 +362,9 @@ def test_reject_runs_nothing(demo: Any, shop: Client) -> None:  # noqa: F811
 
 
 def test_another_integration_cannot_decide(
-    demo: Any, shop: Client, supervisor: User  # noqa: F811
+    demo: Any,  # noqa: F811
+    shop: Client,
+    supervisor: User,
 ) -> None:
     conversation_id, reply = _cancel(shop)
     [pending] = reply["pending_interrupts"]
@@ -373,7 +380,8 @@ def test_another_integration_cannot_decide(
 
 
 def test_a_staff_approval_needs_the_approvals_scope(
-    demo: Any, supervisor: User  # noqa: F811
+    demo: Any,  # noqa: F811
+    supervisor: User,
 ) -> None:
     chat_only = key_client(supervisor, scopes=["chat"])
     conversation_id = open_conversation(chat_only, customer=BEN)
@@ -396,7 +404,8 @@ def test_a_staff_approval_needs_the_approvals_scope(
 
 
 def test_an_anonymous_conversation_is_offered_verification_and_cannot_approve(
-    demo: Any, shop: Client  # noqa: F811
+    demo: Any,  # noqa: F811
+    shop: Client,
 ) -> None:
     anonymous = open_conversation(shop, customer=None)
     reply = post(shop, f"{BASE}/{anonymous}/messages", {"content": "cancel order 1042"}).json()
