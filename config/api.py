@@ -21,6 +21,7 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import (
@@ -257,6 +258,20 @@ def install_error_handlers(api: ActiondeskAPI) -> None:
 
     for family in (TooManyFieldsSent, TooManyFilesSent, SuspiciousMultipartForm):
         api.add_exception_handler(family, cast(Any, _bad_body))
+
+    def _out_of_range(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # A number past what the database column holds (a path id of 30 digits, say).
+        logger.info("api_value_out_of_range", kind=type(exc).__name__)
+        return api.error_response(
+            request,
+            ErrorCode.VALIDATION_ERROR,
+            "A value is out of range.",
+            status=422,
+            details={"fields": []},
+        )
+
+    api.add_exception_handler(OverflowError, cast(Any, _out_of_range))
+    api.add_exception_handler(DataError, cast(Any, _out_of_range))
 
     @api.exception_handler(HttpError)
     def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:

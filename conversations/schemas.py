@@ -11,6 +11,7 @@ from django.conf import settings
 from ninja import Field, Schema
 from pydantic import field_validator
 
+from config.schemas import BodyIn
 from conversations.models import Agent, Conversation, Message
 
 StateName = Literal[
@@ -19,7 +20,7 @@ StateName = Literal[
 MAX_METADATA_BYTES = 8 * 1024
 
 
-class CustomerIn(Schema):
+class CustomerIn(BodyIn):
     """The customer the program vouches for (SPEC §3): the conversation starts verified."""
 
     id: str = Field(min_length=1, max_length=200, description="Your user id for the customer")
@@ -27,7 +28,7 @@ class CustomerIn(Schema):
     name: str = Field("", max_length=200)
 
 
-class ConversationIn(Schema):
+class ConversationIn(BodyIn):
     customer: CustomerIn | None = Field(
         None, description="Omit for an anonymous customer (who cannot approve actions)."
     )
@@ -128,7 +129,7 @@ class ConversationDetailOut(ConversationOut):
         return page
 
 
-class MessageIn(Schema):
+class MessageIn(BodyIn):
     content: str = Field(min_length=1, max_length=10_000)
     client_id: str | None = Field(
         None, min_length=1, max_length=64, description="De-duplicates a resend"
@@ -177,7 +178,7 @@ class ReplyOut(Schema):
     poll: str | None = Field(description="While running: GET it for the reply")
 
 
-class DecisionIn(Schema):
+class DecisionIn(BodyIn):
     arguments_hash: str | None = Field(
         None, max_length=64, description="Required to approve: the interrupt's arguments_hash"
     )
@@ -223,7 +224,7 @@ class AgentOut(Schema):
         return sorted(op.operation_id for op in obj.operations.all())
 
 
-class AgentPatch(Schema):
+class AgentPatch(BodyIn):
     description: str | None = Field(None, min_length=1, max_length=5000)
     system_prompt: str | None = Field(None, max_length=20_000)
     tone: str | None = Field(None, max_length=200)
