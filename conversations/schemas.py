@@ -11,7 +11,7 @@ from django.conf import settings
 from ninja import Field, Schema
 from pydantic import field_validator
 
-from config.schemas import BodyIn
+from config.schemas import BodyIn, iso_datetime_text
 from conversations.models import Agent, Conversation, Message
 
 StateName = Literal[
@@ -87,11 +87,18 @@ class ConversationPage(Schema):
 
 class ConversationFilters(Schema):
     state: StateName | None = None
-    agent: str | None = Field(None, max_length=60, description="Agent slug")
+    agent: str | None = Field(
+        None, max_length=60, pattern=r"^[-a-zA-Z0-9_]+$", description="Agent slug"
+    )
     escalated: bool | None = Field(None, description="Has it ever been handed to a human?")
     updated_since: datetime | None = None
     cursor: str | None = Field(None, max_length=200)
     limit: int = Field(50, ge=1, le=200)
+
+    @field_validator("updated_since", mode="before")
+    @classmethod
+    def _iso(cls, value: Any) -> Any:
+        return iso_datetime_text(value)
 
 
 class MessageOut(Schema):

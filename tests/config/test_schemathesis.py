@@ -37,7 +37,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-EXAMPLES = 8
+EXAMPLES = 20
 
 
 def test_every_operation_honours_the_schema(

@@ -4,6 +4,7 @@ approvals bound to the arguments' hash, agent changes reaching every process."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -101,11 +102,22 @@ def test_create_without_a_customer_is_anonymous(shop: Client) -> None:
         {"customer": {"email": "a@example.com"}},
         {"metadata": {"blob": "x" * 9000}},
         {"metadata": ["not", "an", "object"]},
+        [],
+        '"text"',
     ],
-    ids=["bad-email", "empty-id", "no-id", "metadata-too-big", "metadata-not-object"],
+    ids=[
+        "bad-email",
+        "empty-id",
+        "no-id",
+        "metadata-too-big",
+        "metadata-not-object",
+        "body-a-list",
+        "body-a-string",
+    ],
 )
-def test_create_refuses_bad_input(shop: Client, body: dict[str, Any]) -> None:
-    response = post(shop, BASE, body)
+def test_create_refuses_bad_input(shop: Client, body: Any) -> None:
+    raw = body if isinstance(body, str) else json.dumps(body)
+    response = shop.post(BASE, raw, content_type="application/json")
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_error"
     assert Conversation.objects.count() == 0
@@ -185,7 +197,14 @@ def test_list_filters_and_cursor_pages(shop: Client) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"cursor": "not-a-cursor"}, {"state": "nonsense"}, {"limit": 0}, {"limit": 201}],
+    [
+        {"cursor": "not-a-cursor"},
+        {"state": "nonsense"},
+        {"limit": 0},
+        {"limit": 201},
+        {"updated_since": "1"},
+        {"updated_since": "yesterday"},
+    ],
 )
 def test_list_refuses_bad_filters(shop: Client, params: dict[str, Any]) -> None:
     response = shop.get(BASE, params)
@@ -273,6 +292,8 @@ def test_a_resend_with_the_same_client_id_runs_once(shop: Client) -> None:
         ({"content": "hi", "wait": 31}, "validation_error"),
         ({"content": "hi", "wait": -1}, "validation_error"),
         ({"content": "hi", "client_id": "x" * 65}, "validation_error"),
+        ({"content": "hi", "wait": "5"}, "validation_error"),
+        ({"content": "hi", "wait": True}, "validation_error"),
         ({}, "validation_error"),
     ],
 )
