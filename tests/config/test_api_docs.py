@@ -10,9 +10,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from django.contrib.auth.models import User
 
 from access.services import api_key_issue
 from tests.conversations.conftest import demo  # noqa: F401  (fixture)
@@ -35,7 +36,7 @@ def _key() -> str:
     from tests.factories import StaffFactory
 
     roles_sync(apps=apps)
-    owner = StaffFactory(username="integrator", roles=[SUPERVISOR])
+    owner = cast(User, StaffFactory(username="integrator", roles=[SUPERVISOR]))
     return api_key_issue(owner=owner, name="docs", scopes=["chat"], integration="my-shop").plaintext
 
 
