@@ -19,12 +19,11 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, cast
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,50 +39,9 @@ import websockets  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from bench.chat_turns import cookie_for, free_port, percentile  # noqa: E402
+from bench.chat_turns import cookie_for, free_port, percentile, start_server  # noqa: E402
 
 TURN_TIMEOUT = 30.0
-
-
-def start_server(port: int, db_name: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    db = settings.DATABASES["default"]
-    env.update(
-        DJANGO_SETTINGS_MODULE="bench.api_settings",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db_name}",
-        API_RATE_LIMIT="10000000/m",
-        CHAT_RATE_LIMIT_MESSAGES="100000",
-        CONVERSATION_MAX_TURNS="100000",
-        LLM_BACKEND="offline",
-        LLM_FALLBACK="",
-        LOG_LEVEL="WARNING",
-        DATABASE_POOL_MAX="20",
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "bench.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
-            return server
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("Daphne did not start")
 
 
 async def throughput(url: str, headers: dict[str, str], *, workers: int, requests: int) -> float:
@@ -177,7 +135,12 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     log_path = Path(tempfile.gettempdir()) / f"api-bench-daphne-{port}.log"
     with log_path.open("wb") as log:
-        server = start_server(port, db_name, log)
+        server = start_server(
+            port,
+            db_name,
+            log,
+            {"DJANGO_SETTINGS_MODULE": "bench.api_settings", "API_RATE_LIMIT": "10000000/m"},
+        )
     try:
         trivial_url, list_url = f"{base}/bench/api/ping", f"{base}/api/v1/conversations?limit=50"
         for url in (trivial_url, list_url):  # warm up

@@ -1,7 +1,7 @@
 """Headless chat for programs (the API, SPEC §11): open a conversation for a customer the
 program vouches for, send a message and wait for the reply, decide an approval, close.
 
-A message goes the chat's way: the same rate limit and storage (``user_message_receive``), then
+A message goes the chat's way: the same rate limit and storage (``customer_message_receive``), then
 the runtime's entry point, ``process_conversation``, runs the turn on a thread of this process,
 so the reply does not wait for a job worker. The request waits up to ``wait`` seconds for the
 turn to settle and otherwise answers with a link to poll; the turn goes on either way, and a
@@ -23,10 +23,10 @@ from django.db import connections, transaction
 
 from config.errors import ApplicationError, ErrorCode
 from conversations.identity import conversation_create_for_customer
-from conversations.interrupts import interrupt_decide, remind_pending_decision
+from conversations.interrupts import interrupt_decide
 from conversations.models import Conversation, Interrupt, Message, ToolCall, Turn
-from conversations.protocol import check_rate
-from conversations.services import conversation_start, user_message_receive
+from conversations.protocol import customer_message_receive
+from conversations.services import conversation_start
 
 logger = structlog.get_logger(__name__)
 
@@ -88,13 +88,7 @@ def _run_turns(conversation_id: str) -> threading.Thread:
 
 def _store(conversation_id: str, content: str, client_id: str) -> tuple[Message, bool]:
     with transaction.atomic():
-        check_rate(conversation_id)
-        message, created = user_message_receive(
-            conversation_id=conversation_id, content=content, client_id=client_id
-        )
-        if created:
-            remind_pending_decision(conversation_id=conversation_id)
-    return message, created
+        return customer_message_receive(conversation_id, content, client_id)
 
 
 def message_send(

@@ -101,7 +101,11 @@ async def _ping(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     await consumer.send_json({"type": "pong"})
 
 
-def _receive(conversation_id: str, content: str, client_id: str) -> tuple[Message, bool]:
+def customer_message_receive(
+    conversation_id: str, content: str, client_id: str
+) -> tuple[Message, bool]:
+    """The chat's rate limit, the stored message and the reminder of a pending decision; the
+    API's send (conversations.headless) takes the same path. Call inside a transaction."""
     from conversations.interrupts import remind_pending_decision
     from conversations.services import user_message_receive
 
@@ -123,7 +127,7 @@ async def _message(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     # One trip to the ORM thread: the rate check, the stored message and its frame. The frame
     # goes out with the turn's start (one channel-layer message for both).
     outbox = Outbox()
-    message, created = await db(_receive, atomic=True, flush=False, outbox=outbox)(
+    message, created = await db(customer_message_receive, atomic=True, flush=False, outbox=outbox)(
         consumer.conversation_id, content, client_id
     )
     if not created:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from django.conf import settings
 from ninja import Field, Schema
-from pydantic import field_validator
+from pydantic import AfterValidator, field_validator
 
 from config.schemas import BodyIn, iso_datetime_text
 from conversations.models import Agent, Conversation, Message
@@ -18,6 +18,16 @@ StateName = Literal[
     "ai_active", "awaiting_approval", "escalated", "human_active", "resolved", "closed"
 ]
 MAX_METADATA_BYTES = 8 * 1024
+
+
+def _wait_bounded(value: float) -> float:
+    if value > settings.API_MAX_WAIT_SECONDS:
+        raise ValueError(f"wait may be at most {settings.API_MAX_WAIT_SECONDS:g} seconds")
+    return value
+
+
+# Seconds a request may wait for a turn: 0 to API_MAX_WAIT_SECONDS (read when validating).
+Wait = Annotated[float, Field(ge=0), AfterValidator(_wait_bounded)]
 
 
 class CustomerIn(BodyIn):
@@ -141,11 +151,9 @@ class MessageIn(BodyIn):
     client_id: str | None = Field(
         None, min_length=1, max_length=64, description="De-duplicates a resend"
     )
-    wait: float = Field(
+    wait: Wait = Field(
         10.0,
-        ge=0,
-        description="Seconds to wait for the reply; past it the answer is 202 with a poll link "
-        "(at most API_MAX_WAIT_SECONDS)",
+        description="Seconds to wait for the reply; past it the answer is 202 with a poll link",
     )
 
     @field_validator("content")
@@ -153,13 +161,6 @@ class MessageIn(BodyIn):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("the message is empty")
-        return value
-
-    @field_validator("wait")
-    @classmethod
-    def _bounded(cls, value: float) -> float:
-        if value > settings.API_MAX_WAIT_SECONDS:
-            raise ValueError(f"wait may be at most {settings.API_MAX_WAIT_SECONDS:g} seconds")
         return value
 
 
@@ -189,14 +190,7 @@ class DecisionIn(BodyIn):
     arguments_hash: str | None = Field(
         None, max_length=64, description="Required to approve: the interrupt's arguments_hash"
     )
-    wait: float = Field(10.0, ge=0, description="Seconds to wait for what follows the decision")
-
-    @field_validator("wait")
-    @classmethod
-    def _bounded(cls, value: float) -> float:
-        if value > settings.API_MAX_WAIT_SECONDS:
-            raise ValueError(f"wait may be at most {settings.API_MAX_WAIT_SECONDS:g} seconds")
-        return value
+    wait: Wait = Field(10.0, description="Seconds to wait for what follows the decision")
 
 
 class DecisionOut(Schema):
