@@ -1,11 +1,12 @@
 """Headless chat for programs (the API, SPEC §11): open a conversation for a customer the
 program vouches for, send a message and wait for the reply, decide an approval, close.
 
-A message goes the chat's way: the same rate limit and storage (``customer_message_receive``), then
-the runtime's entry point, ``process_conversation``, runs the turn on a thread of this process,
-so the reply does not wait for a job worker. The request waits up to ``wait`` seconds for the
-turn to settle and otherwise answers with a link to poll; the turn goes on either way, and a
-turn cut short by the process dying is recovered as any chat turn is (``process_pending``).
+A message goes the chat's way: the same rate limit, turn lock and storage
+(``protocol.customer_message_receive``), then the engine's entry point, ``process_conversation``,
+runs the turn on a thread of this process, so the reply does not wait for a job worker. The
+request waits up to ``wait`` seconds for the turn to settle and otherwise answers with a link to
+poll; the turn goes on either way, and a turn cut short by the process dying is recovered as any
+chat turn is (``process_pending``).
 """
 
 from __future__ import annotations
@@ -68,14 +69,17 @@ def conversation_open(
     return conversation
 
 
-def _run_turns(conversation_id: str) -> threading.Thread:
-    """The runtime's work for the conversation on a thread of its own (with its own event loop
-    and database connection), so the request can stop waiting while the turn goes on."""
-    from conversations.agent.runtime import process_conversation
+def _run_turns(
+    conversation_id: str, *, token: str | None = None, stamp: str | None = None
+) -> threading.Thread:
+    """The engine's work for the conversation on a thread of its own (with its own event loop
+    and database connection), so the request can stop waiting while the turn goes on.
+    ``token``: the turn lock the message's admission took (``turns.gate``)."""
+    from conversations.turns.engine import process_conversation
 
     def target() -> None:
         try:
-            async_to_sync(process_conversation)(conversation_id)
+            async_to_sync(process_conversation)(conversation_id, token=token, stamp=stamp)
         except Exception:
             logger.exception("headless_turn_failed", conversation_id=conversation_id)
         finally:
@@ -86,11 +90,6 @@ def _run_turns(conversation_id: str) -> threading.Thread:
     return thread
 
 
-def _store(conversation_id: str, content: str, client_id: str) -> tuple[Message, bool]:
-    with transaction.atomic():
-        return customer_message_receive(conversation_id, content, client_id)
-
-
 def message_send(
     *, conversation: Conversation, content: str, client_id: str | None, wait: float
 ) -> Reply:
@@ -98,11 +97,15 @@ def message_send(
     ``wait`` seconds (else ``status="running"``). A resend with the same ``client_id`` runs
     nothing again and returns the first message's reply."""
     conversation_id = str(conversation.pk)
-    message, created = _store(conversation_id, content, client_id or f"api-{uuid.uuid4().hex}")
+    with transaction.atomic():
+        received, admission = customer_message_receive(
+            conversation_id, content, client_id or f"api-{uuid.uuid4().hex}"
+        )
     deadline = time.monotonic() + wait
-    if created:
-        _run_turns(conversation_id).join(timeout=wait)
-    return reply_wait(message=message, deadline=deadline)
+    if received.created and admission.token is not None:
+        # Otherwise another runner holds the conversation and takes this message too.
+        _run_turns(conversation_id, token=admission.token, stamp=admission.stamp).join(timeout=wait)
+    return reply_wait(message=received.message, deadline=deadline)
 
 
 def reply_wait(*, message: Message, deadline: float) -> Reply:
