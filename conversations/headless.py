@@ -11,14 +11,17 @@ chat turn is (``process_pending``).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import os
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from django.contrib.auth.models import User
 from django.db import connections, transaction
 
@@ -69,25 +72,73 @@ def conversation_open(
     return conversation
 
 
+class _Started:
+    """A turn started somewhere; ``join`` waits (at most ``timeout``) for it to finish."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.done.wait(timeout)
+
+
+# Tasks started on the server's loop, kept referenced until they finish.
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The ASGI server's event loop when this sync view runs under it (asgiref records it for
+    the thread), else ``None`` (WSGI, tests, commands)."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    pid = getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None)
+    if loop is not None and pid == os.getpid() and loop.is_running():
+        return cast(asyncio.AbstractEventLoop, loop)
+    return None
+
+
 def _run_turns(
     conversation_id: str, *, token: str | None = None, stamp: str | None = None
-) -> threading.Thread:
-    """The engine's work for the conversation on a thread of its own (with its own event loop
-    and database connection), so the request can stop waiting while the turn goes on.
-    ``token``: the turn lock the message's admission took (``turns.gate``)."""
+) -> _Started:
+    """The engine's work for the conversation, started so the request can stop waiting while
+    the turn goes on. ``token``: the turn lock the message's admission took (``turns.gate``).
+
+    Under the ASGI server the work runs as a task on the server's own loop, as the chat
+    socket's turns do: a second event loop in the process would leave the engine's per-loop
+    state (the hub, channel-layer connections) behind when it ends. Elsewhere (WSGI, tests)
+    it runs on a thread of its own with its own loop and database connection."""
     from conversations.turns.engine import process_conversation
+
+    started = _Started()
+
+    async def work() -> None:
+        try:
+            await process_conversation(conversation_id, token=token, stamp=stamp)
+        finally:
+            started.done.set()
+
+    loop = _server_loop()
+    if loop is not None:
+
+        def start() -> None:
+            task = loop.create_task(work())
+            _tasks.add(task)
+            task.add_done_callback(_tasks.discard)
+
+        # A fresh context: this request's would route the turn's database steps to this very
+        # thread (asgiref's thread-sensitive context), which is blocked waiting for them.
+        loop.call_soon_threadsafe(start, context=contextvars.Context())
+        return started
 
     def target() -> None:
         try:
-            async_to_sync(process_conversation)(conversation_id, token=token, stamp=stamp)
+            async_to_sync(work)()
         except Exception:
             logger.exception("headless_turn_failed", conversation_id=conversation_id)
         finally:
             connections.close_all()
 
-    thread = threading.Thread(target=target, name=f"turn-{conversation_id[:8]}", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=target, name=f"turn-{conversation_id[:8]}", daemon=True).start()
+    return started
 
 
 def message_send(

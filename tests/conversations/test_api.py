@@ -245,10 +245,10 @@ def test_a_slow_turn_answers_202_with_a_poll_link(
     original = headless._run_turns
     release = threading.Event()
 
-    def slow(conversation_id: str, **lock: Any) -> threading.Thread:
+    def slow(conversation_id: str, **lock: Any) -> Any:
         def later() -> None:
             release.wait(10)
-            original(conversation_id, **lock).join()
+            original(conversation_id, **lock).join(20)
 
         thread = threading.Thread(target=later, daemon=True)
         thread.start()
