@@ -25,7 +25,7 @@ class ApiKeyAddForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ("name", "owner", "scopes", "expires_at")
+        fields = ("name", "integration", "owner", "scopes", "expires_at")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -38,6 +38,7 @@ class ApiKeyAddForm(forms.ModelForm):
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = (
         "name",
+        "integration",
         "prefix",
         "owner",
         "scopes",
@@ -49,8 +50,25 @@ class ApiKeyAdmin(admin.ModelAdmin):
     )
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix", "owner__username")
-    readonly_fields = ("prefix", "owner", "scopes", "created_at", "last_used_at", "revoked_at")
-    fields = ("name", "prefix", "owner", "scopes", "expires_at", "created_at", "last_used_at")
+    readonly_fields = (
+        "prefix",
+        "integration",
+        "owner",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    fields = (
+        "name",
+        "integration",
+        "prefix",
+        "owner",
+        "scopes",
+        "expires_at",
+        "created_at",
+        "last_used_at",
+    )
     actions = ["revoke"]
 
     @admin.display(boolean=True, description="active")
@@ -84,6 +102,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             name=data["name"],
             scopes=list(data["scopes"]),
             expires_at=data["expires_at"],
+            integration=data.get("integration") or "",
         )
         # The admin goes on with ``obj`` (change log, the answer): make it the issued row.
         obj.__dict__.update(issued.api_key.__dict__)

@@ -37,6 +37,7 @@ def api_key_issue(
     name: str,
     scopes: list[str],
     expires_at: datetime | None = None,
+    integration: str = "",
 ) -> IssuedKey:
     unknown = sorted(set(scopes) - set(ApiKey.Scope.values))
     if unknown:
@@ -50,6 +51,7 @@ def api_key_issue(
         key_hash=_hash(plaintext),
         scopes=sorted(set(scopes)),
         expires_at=expires_at,
+        integration=integration.strip(),
     )
     logger.info("api_key_issued", api_key_id=api_key.pk, prefix=prefix, scopes=api_key.scopes)
     return IssuedKey(api_key=api_key, plaintext=plaintext)

@@ -117,7 +117,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def start_server(port: int, db_name: str, log: Any) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, db_name: str, log: Any, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     url = settings.DATABASES["default"]
     env.update(
@@ -128,6 +130,7 @@ def start_server(port: int, db_name: str, log: Any) -> subprocess.Popen[bytes]:
         LLM_FALLBACK="",
         LOG_LEVEL="WARNING",
         DATABASE_POOL_MAX="20",
+        **(extra_env or {}),
     )
     server = subprocess.Popen(
         [

@@ -13,7 +13,6 @@ from typing import Any, cast
 
 import structlog
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import (
     ObjectDoesNotExist,
     PermissionDenied,
@@ -22,6 +21,7 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import (
@@ -31,9 +31,9 @@ from ninja.errors import (
     Throttled,
     ValidationError,
 )
-from ninja.throttling import AuthRateThrottle
 
-from access.auth import api_auth
+from access.auth import KeyRateThrottle, api_auth, docs_access
+from access.idempotency import idempotent_operation, idempotent_view
 from config.errors import ApplicationError, ErrorCode, error_body, is_envelope, success_body
 from config.middleware import code_for_status
 
@@ -102,6 +102,15 @@ class ActiondeskAPI(NinjaAPI):
                             else {"$ref": "#/components/schemas/Error"},
                         },
                     }
+        for path_item in schema.get("paths", {}).values():
+            for method, operation in path_item.items():
+                if method == "post":
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+                responses = operation.setdefault("responses", {})
+                for status, description in ERROR_RESPONSES.items():
+                    if status == "409" and method == "get":
+                        continue
+                    responses.setdefault(status, _error_response(status, description))
         schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = {
             "type": "object",
             "required": ["code", "message", "details"],
@@ -112,6 +121,58 @@ class ActiondeskAPI(NinjaAPI):
             },
         }
         return schema
+
+
+# Declared on every operation (SPEC §11 / issue 17 item 5), so a generated client knows each
+# failure's shape; 409 on writes only.
+ERROR_RESPONSES = {
+    "400": "The request cannot be parsed (`bad_request`)",
+    "401": "No or invalid credentials (`not_authenticated`)",
+    "403": "The key lacks the scope, or the user the permission (`permission_denied`, …)",
+    "404": "Unknown object, or one these credentials may not see (`not_found`)",
+    "409": "A state conflict (`conflict`, `already_claimed`, `idempotency_key_in_use`, …)",
+    "413": "The body is over the size limit (`payload_too_large`)",
+    "422": "Invalid fields (`validation_error`, details.fields) or a reused Idempotency-Key",
+    "429": "Too many requests (`rate_limited`); wait `Retry-After` seconds",
+    "500": "Unexpected; logged with the request id (`internal_error`)",
+    "503": "A dependency is unavailable (`service_unavailable`)",
+}
+
+
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Send a retry with the same key and body to get the first response back "
+    "instead of a second side effect (kept 24 h; docs/api.md)",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
+def _error_response(status: str, description: str) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["success", "data", "error"],
+                    "properties": {
+                        "success": {"type": "boolean", "enum": [False]},
+                        "data": {"type": "null"},
+                        "error": {"$ref": "#/components/schemas/Error"},
+                    },
+                }
+            }
+        },
+    }
+    if status == "429":
+        response["headers"] = {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        }
+    if status == "401":
+        response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    return response
 
 
 def install_error_handlers(api: ActiondeskAPI) -> None:
@@ -198,6 +259,20 @@ def install_error_handlers(api: ActiondeskAPI) -> None:
     for family in (TooManyFieldsSent, TooManyFilesSent, SuspiciousMultipartForm):
         api.add_exception_handler(family, cast(Any, _bad_body))
 
+    def _out_of_range(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # A number past what the database column holds (a path id of 30 digits, say).
+        logger.info("api_value_out_of_range", kind=type(exc).__name__)
+        return api.error_response(
+            request,
+            ErrorCode.VALIDATION_ERROR,
+            "A value is out of range.",
+            status=422,
+            details={"fields": []},
+        )
+
+    api.add_exception_handler(OverflowError, cast(Any, _out_of_range))
+    api.add_exception_handler(DataError, cast(Any, _out_of_range))
+
     @api.exception_handler(HttpError)
     def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         code, _ = code_for_status(exc.status_code)
@@ -231,13 +306,18 @@ def create_api(**kwargs: Any) -> ActiondeskAPI:
         "title": "Actiondesk API",
         "version": "1",
         "description": "Headless chat, imports, approvals, escalations, analytics and replay.",
-        "docs_decorator": staff_member_required,
+        "docs_decorator": docs_access,
         "auth": api_auth,
-        "throttle": [AuthRateThrottle(settings.API_RATE_LIMIT)],
+        "throttle": [KeyRateThrottle()],
     }
     options.update(kwargs)
     api = ActiondeskAPI(**options)
     install_error_handlers(api)
+    # Idempotency-Key on every POST (access.idempotency): claimed or replayed around the view,
+    # the response stored around the whole operation.
+    # (ninja's "operation" mode wraps the view function, "view" mode the whole operation.)
+    api.add_decorator(idempotent_view, mode="operation")
+    api.add_decorator(idempotent_operation, mode="view")
     return api
 
 
@@ -248,6 +328,7 @@ def _register_routers() -> None:
     from access.api import router as access_router
     from analytics.api import router as analytics_router
     from config.health import router as health_router
+    from conversations.api import router as conversations_router
     from escalations.api import router as escalations_router
     from openapi_import.api import router as openapi_import_router
 
@@ -256,6 +337,7 @@ def _register_routers() -> None:
     api.add_router("", openapi_import_router)
     api.add_router("", escalations_router)
     api.add_router("", analytics_router)
+    api.add_router("", conversations_router)
 
 
 _register_routers()

@@ -50,6 +50,9 @@ class ErrorCode(StrEnum):
     INVALID_TRANSITION = "invalid_transition"
     # Resolution lifecycle (SPEC §9, docs/analytics.md).
     NO_RESOLUTION_CHECK = "no_resolution_check"
+    # Idempotent POSTs (SPEC §11).
+    IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 
 
 DEFAULT_STATUS: dict[ErrorCode, int] = {
@@ -81,6 +84,8 @@ DEFAULT_STATUS: dict[ErrorCode, int] = {
     ErrorCode.VISITOR_INVALID: 403,
     ErrorCode.ALREADY_CLAIMED: 409,
     ErrorCode.INVALID_TRANSITION: 409,
+    ErrorCode.IDEMPOTENCY_KEY_IN_USE: 409,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: 422,
 }
 
 

@@ -144,3 +144,53 @@ def agents_export() -> str:
             item["enabled"] = False
         items.append(item)
     return yaml.safe_dump({"agents": items}, sort_keys=False, allow_unicode=True)
+
+
+AGENT_TEXT_FIELDS = (
+    "description", "system_prompt", "tone", "greeting", "escalation_message", "backend", "model",
+)  # fmt: skip
+
+
+def agent_update(*, agent: Agent, changes: dict[str, Any]) -> Agent:
+    """Change an agent from the API (or anywhere): text fields, ``enabled`` and the operation
+    ids it may call, validated as a YAML load is. The save (and the operations' change) bump
+    ``config.versions.AGENT_TOOLS`` on commit, so every process reloads its agents at once."""
+    unknown = sorted(set(changes) - {*AGENT_TEXT_FIELDS, "enabled", "operations"})
+    if unknown:
+        raise _invalid(f"Unknown agent fields: {', '.join(unknown)}.")
+    with transaction.atomic():
+        for name in AGENT_TEXT_FIELDS:
+            if name in changes:
+                value = changes[name]
+                if not isinstance(value, str):
+                    raise _invalid(f"{name} must be text.")
+                if name == "description" and not value.strip():
+                    raise _invalid("description cannot be empty: routing reads it.")
+                setattr(agent, name, value.strip() if name in ("backend", "model") else value)
+        if "enabled" in changes:
+            if not isinstance(changes["enabled"], bool):
+                raise _invalid("enabled must be true or false.")
+            agent.enabled = changes["enabled"]
+        agent.save()
+        if "operations" in changes:
+            if not isinstance(changes["operations"], list):
+                raise _invalid("operations must be a list of operation ids.")
+            wanted = list(dict.fromkeys(changes["operations"]))
+            operations = list(
+                Operation.objects.filter(operation_id__in=wanted, removed_at__isnull=True)
+            )
+            missing = sorted(set(wanted) - {op.operation_id for op in operations})
+            if missing:
+                raise ApplicationError(
+                    ErrorCode.VALIDATION_ERROR,
+                    f"No such operations: {', '.join(missing)}.",
+                    details={
+                        "fields": [
+                            {"field": "operations", "message": f"unknown: {o}", "type": "unknown"}
+                            for o in missing
+                        ]
+                    },
+                )
+            agent.operations.set(operations)
+    logger.info("agent_updated", agent=agent.slug, fields=sorted(changes))
+    return agent

@@ -119,6 +119,11 @@ class Conversation(models.Model):
     escalated_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     reopened_at = models.DateTimeField(null=True, blank=True)
+    # The program that opened it through the API (``ApiKey.integration_name``): only its keys
+    # and staff see it. Empty for chat conversations.
+    integration = models.CharField(max_length=100, blank=True)
+    # What the program attached (its ticket id, channel, …), returned as given.
+    metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -128,6 +133,7 @@ class Conversation(models.Model):
             models.Index(fields=["state", "updated_at"]),
             # The analytics cohort: conversations started in a range.
             models.Index(fields=["created_at"], name="conversation_created_idx"),
+            models.Index(fields=["integration", "-created_at"], name="conversation_integration"),
         ]
 
     def __str__(self) -> str:

@@ -99,12 +99,14 @@ async def _ping(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     await consumer.send_json({"type": "pong"})
 
 
-def _receive(
+def customer_message_receive(
     conversation_id: str, content: str, client_id: str, client: socket_limits.Client | None = None
 ) -> tuple[Received, Admission]:
-    """The rate limits (the conversation's, and the IP's and visitor's), the turn lock and the
-    stored message: one Redis round trip for the conversation's limit and lock, one for the
-    IP's and visitor's, and one transaction. The lock is let go again if nothing is to run."""
+    """The rate limits (the conversation's, and for a socket the IP's and visitor's), the turn
+    lock and the stored message: one Redis round trip for the conversation's limit and lock,
+    one for the IP's and visitor's, and one transaction. The lock is let go again if nothing
+    is to run. The API's send (``conversations.headless``) takes the same path, without a
+    socket client."""
     from conversations.interrupts import remind_pending_decision
     from conversations.services import user_message_store
     from conversations.turns import gate
@@ -165,9 +167,9 @@ async def _message_accept(consumer: ChatConsumer, frame: dict[str, Any]) -> None
     # its frame. The frame goes out with the turn's start (one channel-layer message for
     # both), and the message's event is stored with the turn's (one insert at its end).
     outbox = Outbox()
-    received, admission = await step(_receive, flush=False, outbox=outbox, store_events=False)(
-        consumer.conversation_id, content, client_id, getattr(consumer, "client", None)
-    )
+    received, admission = await step(
+        customer_message_receive, flush=False, outbox=outbox, store_events=False
+    )(consumer.conversation_id, content, client_id, getattr(consumer, "client", None))
     if not received.created:
         # A resend after a reconnect: acknowledge with the stored frame, run nothing again.
         await outbox.flush()

@@ -11,13 +11,14 @@ from uuid import UUID
 
 import structlog
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from analytics.models import EventType
 from analytics.services import event_record
 from config.errors import ApplicationError, ErrorCode
-from conversations.models import Conversation, Message, Resolution, ToolCall, Turn
+from conversations.models import Conversation, Interrupt, Message, Resolution, ToolCall, Turn
 from conversations.services import conversation_transition, message_append
 
 logger = structlog.get_logger(__name__)
@@ -119,14 +120,22 @@ def resolution_answer(*, conversation_id: UUID | str, answer: str) -> Conversati
     return conversation
 
 
-def conversation_close(*, conversation: Conversation, reason: str) -> bool:
-    """Close an idle conversation; an unanswered "Did that solve it?" becomes an assumed
-    resolution (the customer left without asking for more help). ``False`` when it is not
-    closable any more (someone wrote, or a human took it, meanwhile)."""
+def conversation_close(
+    *, conversation: Conversation, reason: str, actor: User | None = None, idle: bool = False
+) -> bool:
+    """The one close path (the inactivity job, the API): an unanswered "Did that solve it?"
+    becomes an assumed resolution (the customer left without asking for more help), pending
+    approvals lapse, and open escalations are cancelled lazily. ``False`` when it was already
+    closed, or, for an ``idle`` close, when it is not closable any more (someone wrote, or a
+    human took it, meanwhile)."""
     now = timezone.now()
     with transaction.atomic():
         current = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        if current.state not in CLOSABLE_STATES or current.updated_at != conversation.updated_at:
+        if current.state == State.CLOSED:
+            return False
+        if idle and (
+            current.state not in CLOSABLE_STATES or current.updated_at != conversation.updated_at
+        ):
             return False
         assumed = current.resolution == Resolution.NONE and current.resolution_asked_at is not None
         updates: dict[str, Any] = {"closed_at": now, "resolution_asked_at": None}
@@ -135,13 +144,22 @@ def conversation_close(*, conversation: Conversation, reason: str) -> bool:
                 resolution=Resolution.ASSUMED, resolved_at=now, resolved_turns=current.turn_count
             )
         Conversation.objects.filter(pk=current.pk).update(**updates)
-        conversation_transition(conversation=current, to_state=State.CLOSED, reason=reason)
+        conversation_transition(
+            conversation=current, to_state=State.CLOSED, reason=reason, actor=actor
+        )
+        Interrupt.objects.filter(
+            conversation_id=current.pk, status=Interrupt.Status.PENDING
+        ).update(status=Interrupt.Status.EXPIRED, decided_at=now, decision_source="closed")
         message_append(
             conversation_id=current.pk,
             kind=Message.Kind.CLOSED,
             role=Message.Role.SYSTEM,
-            content="This conversation was closed after a while without activity. Write again "
-            "any time to pick it up.",
+            content=(
+                "This conversation was closed after a while without activity. Write again "
+                "any time to pick it up."
+                if idle
+                else "This conversation is closed. Write again any time to pick it up."
+            ),
         )
         resolution = Resolution.ASSUMED if assumed else current.resolution
         if assumed:
@@ -172,7 +190,7 @@ def conversations_close_idle(*, now: datetime | None = None, limit: int = 500) -
     )[:limit]
     minutes = settings.CONVERSATION_IDLE_CLOSE_MINUTES
     return sum(
-        conversation_close(conversation=conversation, reason=f"idle for {minutes} min")
+        conversation_close(conversation=conversation, reason=f"idle for {minutes} min", idle=True)
         for conversation in idle
     )
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -7,12 +9,22 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall, Turn
+from config.errors import ApplicationError, ErrorCode
+from conversations.models import (
+    Agent,
+    Conversation,
+    Interrupt,
+    Message,
+    StateTransition,
+    ToolCall,
+    Turn,
+)
 
 if TYPE_CHECKING:
     from sites.models import Site
@@ -252,3 +264,109 @@ def replay_records(
     calls = {call.pk: call for call in ToolCall.objects.filter(conversation=conversation)}
     interrupts = {str(i.pk): i for i in Interrupt.objects.filter(conversation=conversation)}
     return conversation, messages, calls, interrupts
+
+
+# --- Programs (the API, SPEC §11) ---------------------------------------------------------------
+
+
+def conversation_get_for_program(
+    *, conversation_id: UUID | str, integration: str | None
+) -> Conversation:
+    """The conversation when ``integration`` may see it (``None``: staff, who see all); raises
+    ``Conversation.DoesNotExist`` otherwise, so another integration's conversation looks
+    exactly like one that does not exist (404)."""
+    conversations = Conversation.objects.select_related("current_agent")
+    if integration is not None:
+        conversations = conversations.filter(integration=integration)
+    try:
+        return conversations.get(pk=conversation_id)
+    except (ValueError, DjangoValidationError) as exc:
+        raise Conversation.DoesNotExist(str(exc)) from exc
+
+
+def _cursor_encode(conversation: Conversation) -> str:
+    raw = f"{conversation.created_at.isoformat()}|{conversation.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _cursor_decode(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, pk = raw.partition("|")
+        return datetime.fromisoformat(created), UUID(pk)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise ApplicationError(
+            ErrorCode.VALIDATION_ERROR,
+            "cursor is not one this API handed out.",
+            details={"fields": [{"field": "cursor", "message": "invalid", "type": "invalid"}]},
+        ) from exc
+
+
+def conversation_list_for_program(
+    *,
+    integration: str | None,
+    state: str | None = None,
+    agent: str | None = None,
+    escalated: bool | None = None,
+    updated_since: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Conversation], str | None]:
+    """Newest first, ``limit`` at a time; the cursor is the last row's (created_at, id), so a
+    page stays stable while new conversations arrive (no offsets)."""
+    conversations = Conversation.objects.select_related("current_agent").order_by(
+        "-created_at", "-id"
+    )
+    if integration is not None:
+        conversations = conversations.filter(integration=integration)
+    if state:
+        conversations = conversations.filter(state=state)
+    if agent:
+        conversations = conversations.filter(current_agent__slug=agent)
+    if escalated is not None:
+        ever = StateTransition.objects.filter(
+            conversation_id=OuterRef("pk"), to_state=Conversation.State.ESCALATED
+        )
+        conversations = conversations.filter(Exists(ever) if escalated else ~Exists(ever))
+    if updated_since is not None:
+        conversations = conversations.filter(updated_at__gte=updated_since)
+    if cursor:
+        created, pk = _cursor_decode(cursor)
+        conversations = conversations.filter(
+            Q(created_at__lt=created) | Q(created_at=created, id__lt=pk)
+        )
+    rows = list(conversations[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, _cursor_encode(rows[-1]) if more and rows else None
+
+
+def messages_page(
+    *, conversation_id: UUID | str, after: int = 0, limit: int = 100
+) -> tuple[list[Message], int | None]:
+    rows = list(
+        Message.objects.filter(conversation_id=conversation_id, seq__gt=after).order_by("seq")[
+            : limit + 1
+        ]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].seq if more and rows else None
+
+
+def interrupts_pending_for_program(
+    *,
+    integration: str | None,
+    conversation_id: UUID | str | None = None,
+    approver: str | None = None,
+) -> QuerySet[Interrupt]:
+    interrupts = Interrupt.objects.filter(
+        status=Interrupt.Status.PENDING, expires_at__gt=timezone.now()
+    ).order_by("created_at")
+    if integration is not None:
+        interrupts = interrupts.filter(conversation__integration=integration)
+    if conversation_id is not None:
+        interrupts = interrupts.filter(conversation_id=conversation_id)
+    if approver:
+        interrupts = interrupts.filter(approver=approver)
+    return interrupts

@@ -7,6 +7,7 @@ from uuid import UUID
 from ninja import Field, Schema
 from pydantic import field_validator
 
+from config.schemas import BodyIn
 from escalations.models import Escalation
 
 StatusName = Literal["waiting", "claimed", "resolved", "handed_back", "cancelled"]
@@ -62,7 +63,7 @@ class EscalationFilters(Schema):
     priority: PriorityName | None = None
 
 
-class StaffMessageIn(Schema):
+class StaffMessageIn(BodyIn):
     content: str = Field(min_length=1, max_length=10_000)
 
     @field_validator("content")

@@ -6,10 +6,11 @@ from typing import Any, Literal
 from ninja import Field, ModelSchema, Schema
 from pydantic import model_validator
 
+from config.schemas import BodyIn, DatabaseId
 from openapi_import.models import ApiSpec, ImportJob, Operation
 
 
-class ImportIn(Schema):
+class ImportIn(BodyIn):
     """Exactly one of ``url`` and ``text``; files go to ``POST /imports/upload``."""
 
     url: str | None = Field(
@@ -49,6 +50,9 @@ class ImportJobOut(ModelSchema):
 
 
 class ApiSpecOut(ModelSchema):
+    # JSON columns: ninja would declare them as objects, but these hold lists.
+    servers: list[Any]
+
     class Meta:
         model = ApiSpec
         fields = [
@@ -67,6 +71,12 @@ class ApiSpecOut(ModelSchema):
 class OperationOut(ModelSchema):
     spec_id: int
     is_tool: bool
+    # JSON columns holding lists (ninja would declare them as objects).
+    tags: list[Any]
+    approval_rules: list[Any]
+    customer_parameters: list[Any]
+    reasons: list[Any]
+    overridden_fields: list[Any]
 
     class Meta:
         model = Operation
@@ -98,7 +108,7 @@ class OperationOut(ModelSchema):
         ]
 
 
-class OperationPatch(Schema):
+class OperationPatch(BodyIn):
     access_type: Literal["read", "write", "destructive"] | None = None
     approval: Literal["none", "user", "staff"] | None = None
     # [{"when": {"argument": "amount", "op": ">", "value": 50}, "approver": "staff"}]; checked
@@ -112,8 +122,8 @@ class OperationPatch(Schema):
         return self.model_dump(exclude_unset=True, exclude_none=True)
 
 
-class OperationBulkIn(Schema):
-    ids: list[int] = Field(..., min_length=1, max_length=1000)
+class OperationBulkIn(BodyIn):
+    ids: list[DatabaseId] = Field(..., min_length=1, max_length=1000)
     action: Literal["enable", "disable", "review"]
 
 

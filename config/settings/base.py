@@ -329,6 +329,12 @@ IMPORT_TIMEOUT_SECONDS = env_float("IMPORT_TIMEOUT_SECONDS", 20.0)
 
 # API (SPEC §11): requests per API key (or staff session), shared across processes via the cache.
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/m")
+# Requests that present no valid credentials, per client address (REMOTE_ADDR).
+API_ANON_RATE_LIMIT = env_str("API_ANON_RATE_LIMIT", "60/m")
+# How long an Idempotency-Key and its stored response are kept.
+IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
+# The longest `wait` a program may ask of POST /conversations/{id}/messages.
+API_MAX_WAIT_SECONDS = env_float("API_MAX_WAIT_SECONDS", 30.0)
 
 # Approvals.
 INTERRUPT_TTL_SECONDS = env_int("INTERRUPT_TTL_SECONDS", 30 * 60, minimum=1)

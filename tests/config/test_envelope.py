@@ -145,8 +145,13 @@ def test_405_names_allowed_methods(client: Client) -> None:
     assert error["details"]["allowed_methods"] == ["POST"]
 
 
-def test_500_hides_the_traceback_and_logs_with_request_id(client: Client, settings: Any) -> None:
+def test_500_hides_the_traceback_and_logs_with_request_id(
+    client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.TRUST_REQUEST_ID_HEADER = True  # a proxy in front sets the id
+    # An earlier test in the worker may have cached config.api's logger, which capture_logs
+    # would then miss.
+    monkeypatch.setattr("config.api.logger", structlog.get_logger("config.api"))
     with structlog.testing.capture_logs(
         processors=[structlog.contextvars.merge_contextvars]
     ) as logs:

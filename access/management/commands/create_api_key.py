@@ -25,6 +25,11 @@ class Command(BaseCommand):
             help="Repeat for several scopes; default: all.",
         )
         parser.add_argument("--days", type=int, default=None, help="Expire after N days.")
+        parser.add_argument(
+            "--integration",
+            default="",
+            help="The program the key belongs to: its keys share the conversations they open.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
@@ -40,5 +45,6 @@ class Command(BaseCommand):
             name=options["name"],
             scopes=options["scopes"] or list(ApiKey.Scope.values),
             expires_at=timezone.now() + timedelta(days=days) if days else None,
+            integration=options["integration"],
         )
         self.stdout.write(issued.plaintext)
