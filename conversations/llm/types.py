@@ -154,6 +154,11 @@ class Completion:
     # What a reply asks the customer for, when the backend knows (the offline backend does:
     # ``{"operation", "argument", "arguments", "known"}``); None for a model's free text.
     asked: dict[str, Any] | None = None
+    # Backends that failed before this one answered (a fallback; staff see it, never silent).
+    fallback_from: tuple[str, ...] = ()
+    # The model's reasoning (``reasoning_content``, ``<think>`` blocks): kept for the record and
+    # replay, never shown to the customer or stored as the reply.
+    reasoning: str = ""
 
     def as_message(self) -> ChatMessage:
         """The assistant message to append to the history for a follow-up call."""
