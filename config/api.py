@@ -247,6 +247,7 @@ api = create_api(urls_namespace="api")
 def _register_routers() -> None:
     from access.api import router as access_router
     from config.health import router as health_router
+    from conversations.backends_api import router as backends_router
     from escalations.api import router as escalations_router
     from openapi_import.api import router as openapi_import_router
 
@@ -254,6 +255,7 @@ def _register_routers() -> None:
     api.add_router("", access_router, tags=["access"])
     api.add_router("", openapi_import_router)
     api.add_router("", escalations_router)
+    api.add_router("", backends_router)
 
 
 _register_routers()

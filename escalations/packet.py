@@ -303,9 +303,12 @@ async def model_assessment(
 ) -> dict[str, Any]:
     """Ask the conversation's backend; ``LLMError`` and ``TimeoutError`` reach the caller."""
     from conversations.agent.backends import get_registry
+    from conversations.model_backends import escalation_backend
 
     completion = await asyncio.wait_for(
-        get_registry().complete(assessment_messages(packet), backend=backend, temperature=0),
+        get_registry().complete(
+            assessment_messages(packet), backend=escalation_backend(backend), temperature=0
+        ),
         timeout=within,
     )
     return assessment_parse(completion.text)

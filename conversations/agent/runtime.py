@@ -37,7 +37,17 @@ from conversations.agent import policy
 from conversations.agent.backends import get_registry
 from conversations.agent.injection import INJECTIONS, detect_injection
 from conversations.agent.routing import AgentProfile, route, split_intents
+from conversations.llm.repair import call_problems, repair_messages
 from conversations.llm.types import ChatMessage, Completion, Done, LLMError, TokenDelta, ToolSpec
+from conversations.model_backends import (
+    DELAYED_MESSAGE,
+    TURN_DEADLINE,
+    AgentRoute,
+    DelayedNotice,
+    agent_route,
+    turn_deadline_end,
+    turn_deadline_start,
+)
 from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall, Turn
 from conversations.realtime import Outbox, collecting, send_frame
 from conversations.services import (
@@ -349,6 +359,7 @@ async def run_turn(
     started = time.perf_counter()
     status: str = Turn.Status.COMPLETED
     error_code = ""
+    deadline = turn_deadline_start()  # one deadline for every model call of the turn
     try:
         async with asyncio.timeout(settings.TURN_TIMEOUT_SECONDS):
             status = await _run_intents(conversation_id, turn, prepared)
@@ -375,6 +386,7 @@ async def run_turn(
             "Sorry, something went wrong on our side. Your message is saved; "
             "please try again or ask for a human.",
         )
+    turn_deadline_end(deadline)
     turn.latency_ms = (time.perf_counter() - started) * 1000
     # The reply (held back) and turn_end go out in one publish.
     await db(_turn_finish, atomic=True, flush=False)(turn, status, error_code=error_code)
@@ -718,7 +730,8 @@ async def _agent_loop(
 ) -> str:
     registry = get_registry()
     agent = setup.agent
-    backend = agent.backend or None
+    route = agent_route(agent, registry)  # backend, model and fallback order of the agent
+    repairs = 0
     verified = await db(_is_verified)(conversation_id)
     if not verified:
         setup = await db(_with_verifiers)(setup)
@@ -741,8 +754,27 @@ async def _agent_loop(
             )
             return "stop"
         completion = await _stream_completion(
-            conversation_id, turn, registry, messages, tools, backend
+            conversation_id, turn, registry, messages, tools, route
         )
+        problems = call_problems(completion.tool_calls, tools, known=setup.operations)
+        if problems:
+            # Invalid arguments or an invented tool: the model gets the errors for one repair
+            # round; nothing of that answer runs, and the customer sees none of it.
+            await db(_model_event)(conversation_id, turn, completion, None)
+            logger.warning(
+                "llm_tool_calls_invalid",
+                conversation_id=conversation_id,
+                backend=completion.backend,
+                model=completion.model,
+                problems=[f"{p.kind}: {p.message}"[:300] for p in problems],
+                repair=repairs == 0,
+            )
+            if repairs >= 1:
+                await db(_say)(conversation_id, turn, Message.Role.ASSISTANT, REPAIR_FAILED, agent)
+                return "done"
+            repairs += 1
+            messages.extend(repair_messages(completion, problems))
+            continue
         if not completion.tool_calls:
             text = completion.text.strip() or "I'm not sure how to help with that."
             # The reply goes out with the turn's end, in one publish.
@@ -804,23 +836,31 @@ async def _stream_completion(
     registry: Any,
     messages: list[ChatMessage],
     tools: list[ToolSpec],
-    backend: str | None,
+    route: AgentRoute,
 ) -> Completion:
     started = last_sent = time.perf_counter()
     completion: Completion | None = None
     held: list[str] = []
+
+    async def delayed() -> None:
+        await db(_say_delayed)(conversation_id, turn)
+
     try:
-        async for event in registry.stream(messages, tools=tools, backend=backend):
-            if isinstance(event, TokenDelta):
-                now = time.perf_counter()
-                if turn.first_token_ms is None:
-                    turn.first_token_ms = (now - started) * 1000
-                held.append(event.text)
-                if now - last_sent >= TOKEN_FLUSH_SECONDS:
-                    await _emit(conversation_id, _token_frame(turn, held))
-                    held, last_sent = [], now
-            elif isinstance(event, Done):
-                completion = event.completion
+        async with DelayedNotice(delayed) as notice:
+            async for event in registry.stream(
+                messages, tools=tools, deadline=TURN_DEADLINE.get(), **route.options()
+            ):
+                if isinstance(event, TokenDelta):
+                    notice.cancel()
+                    now = time.perf_counter()
+                    if turn.first_token_ms is None:
+                        turn.first_token_ms = (now - started) * 1000
+                    held.append(event.text)
+                    if now - last_sent >= TOKEN_FLUSH_SECONDS:
+                        await _emit(conversation_id, _token_frame(turn, held))
+                        held, last_sent = [], now
+                elif isinstance(event, Done):
+                    completion = event.completion
     except LLMError as exc:
         await db(_model_event)(conversation_id, turn, None, exc, time.perf_counter() - started)
         raise
@@ -830,6 +870,22 @@ async def _stream_completion(
             await _emit(conversation_id, _token_frame(turn, held), flush=False)
     assert completion is not None, "a stream always ends with Done"
     return completion
+
+
+# The model's answer was unusable twice in a row (invalid tool arguments, invented tools).
+REPAIR_FAILED = (
+    "Sorry, I couldn't work out how to do that. Could you say it another way? "
+    "Or would you like to talk to a human? Use the button below, or just say so."
+)
+
+
+def _say_delayed(conversation_id: str, turn: Turn) -> None:
+    """The model is slow (no first token yet): tell the customer once per turn."""
+    if turn.plan.get("delayed_notice"):
+        return
+    turn.plan["delayed_notice"] = True
+    logger.warning("llm_answer_delayed", conversation_id=conversation_id, turn_id=turn.pk)
+    _say(conversation_id, turn, Message.Role.SYSTEM, DELAYED_MESSAGE)
 
 
 def _token_frame(turn: Turn, texts: list[str]) -> dict[str, Any]:
@@ -906,8 +962,24 @@ def _model_event(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cost=completion.cost,
-        data={"attempts": completion.attempts, "tool_calls": len(completion.tool_calls)},
+        data={
+            "attempts": completion.attempts,
+            "tool_calls": len(completion.tool_calls),
+            "fallback_from": list(completion.fallback_from),
+            # Kept for the record and replay; never the reply.
+            "reasoning": completion.reasoning[:4000],
+        },
     )
+    if completion.fallback_from:
+        # A fallback answered: visible to staff as its own event, not only in the logs.
+        event_record(
+            type=EventType.MODEL_CALLED,
+            conversation_id=conversation_id,
+            backend=completion.backend,
+            model=completion.model,
+            outcome="fallback",
+            data={"failed": list(completion.fallback_from)},
+        )
 
 
 def _dump(messages: list[ChatMessage]) -> list[dict[str, Any]]:
@@ -1244,6 +1316,7 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
     await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
     status: str = Turn.Status.COMPLETED
     error_code = ""
+    deadline = turn_deadline_start()
     try:
         async with asyncio.timeout(settings.TURN_TIMEOUT_SECONDS):
             await db(_unpause)(conversation_id)
@@ -1265,6 +1338,7 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
             Message.Role.SYSTEM,
             "Sorry, something went wrong on our side while finishing that.",
         )
+    turn_deadline_end(deadline)
     await db(_turn_finish)(turn, status, error_code=error_code)
     await _emit(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
 

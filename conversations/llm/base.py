@@ -47,10 +47,10 @@ class Backend(ABC):
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
         model: str | None = None,
-        timeout: float | None = None,
+        time_limit: float | None = None,
     ) -> Completion:
         """One attempt; returns the whole answer or raises LLMError. ``model`` replaces the
-        configured model (an agent's choice), ``timeout`` shortens the configured one (the
+        configured model (an agent's choice), ``time_limit`` shortens the configured one (the
         turn's deadline); the registry passes them only when set."""
 
     @abstractmethod
@@ -61,7 +61,7 @@ class Backend(ABC):
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
         model: str | None = None,
-        timeout: float | None = None,
+        time_limit: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """One attempt as an async iterator: TokenDelta events, then exactly one Done."""
 

@@ -99,7 +99,7 @@ class BreakerStore:
         return _done(step())
 
 
-async def _done(value: T) -> T:
+async def _done[T](value: T) -> T:
     return value
 
 

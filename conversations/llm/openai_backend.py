@@ -402,10 +402,10 @@ class OpenAIBackend(Backend):
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
         model: str | None = None,
-        timeout: float | None = None,
+        time_limit: float | None = None,
     ) -> Completion:
         body = self._request(messages, tools, temperature, stream=False, model=model)
-        limit = min(timeout, self.timeout) if timeout else self.timeout
+        limit = min(time_limit, self.timeout) if time_limit else self.timeout
         started = time.perf_counter()
         try:
             async with asyncio.timeout(limit):
@@ -478,12 +478,12 @@ class OpenAIBackend(Backend):
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
         model: str | None = None,
-        timeout: float | None = None,
+        time_limit: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         body = self._request(messages, tools, temperature, stream=True, model=model)
-        # ``timeout`` (the turn's deadline) bounds the whole attempt; the configured one each
+        # ``time_limit`` (the turn's deadline) bounds the whole attempt; the configured one each
         # wait.
-        limit = min(timeout, self.timeout) if timeout else self.timeout
+        limit = min(time_limit, self.timeout) if time_limit else self.timeout
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + limit
         started = time.perf_counter()
@@ -507,7 +507,9 @@ class OpenAIBackend(Backend):
             while True:
                 # The guard covers each wait for the next chunk, never the consumer's time
                 # between chunks: a long answer that keeps flowing is not a timeout.
-                wait = self.timeout if timeout is None else min(self.timeout, ends_at - loop.time())
+                wait = (
+                    self.timeout if time_limit is None else min(self.timeout, ends_at - loop.time())
+                )
                 try:
                     async with asyncio.timeout(max(wait, 0.0)):
                         chunk = await anext(iterator)

@@ -161,7 +161,7 @@ class _Call:
             options["model"] = self.model
         timeout = self.budget(slot)
         if timeout is not None and timeout < slot.config.timeout:
-            options["timeout"] = timeout
+            options["time_limit"] = timeout
         return options
 
 
@@ -701,19 +701,26 @@ class BackendRegistry:
                 await slot.backend.aclose()
 
 
-def registry_from_settings(settings: Any) -> BackendRegistry:
-    """The registry described by ``LLM_*`` settings (the only place that reads them).
+def configs_from_settings(settings: Any) -> tuple[list[BackendConfig], str]:
+    """The environment's backends and the default one's name.
 
-    The primary is ``LLM_BACKEND`` (a kind, which also names the backend) with ``LLM_BASE_URL``,
-    ``LLM_API_KEY``, ``LLM_MODEL`` and ``LLM_TIMEOUT_SECONDS``; ``LLM_FALLBACK`` lists further
-    kinds in order, sharing those connection settings. The registry is lazy: the ``offline``
-    kind is registered by its own module, possibly after this runs, and resolves on first use.
-    A ``recorded`` backend reads its cassette path from the optional ``LLM_CASSETTE``.
+    ``LLM_BACKENDS`` (named backends, see :mod:`conversations.llm.configs`) when set, the
+    default being ``LLM_DEFAULT_BACKEND`` or the first. Otherwise the single backend of
+    ``LLM_BACKEND`` (a kind, which also names it) with ``LLM_BASE_URL``, ``LLM_API_KEY``,
+    ``LLM_MODEL`` and ``LLM_TIMEOUT_SECONDS``, plus one backend per kind of ``LLM_FALLBACK``
+    sharing those settings. A ``recorded`` backend reads its cassette from ``LLM_CASSETTE``.
     """
+    from conversations.llm.configs import configs_from_entries, parse_backends
+
+    raw = str(getattr(settings, "LLM_BACKENDS", "") or "")
+    if raw.strip():
+        configs = configs_from_entries(parse_backends(raw))
+        default = str(getattr(settings, "LLM_DEFAULT_BACKEND", "") or "").strip()
+        return configs, default or (configs[0].name if configs else "")
     primary = str(getattr(settings, "LLM_BACKEND", "") or "offline").strip()
     fallback_kinds = [str(kind).strip() for kind in getattr(settings, "LLM_FALLBACK", []) or []]
     cassette = str(getattr(settings, "LLM_CASSETTE", "") or "")
-    configs: list[BackendConfig] = []
+    configs = []
     for kind in dict.fromkeys([primary, *fallback_kinds]):
         if not kind:
             continue
@@ -728,4 +735,49 @@ def registry_from_settings(settings: Any) -> BackendRegistry:
                 options={"cassette": cassette} if kind == "recorded" and cassette else {},
             )
         )
-    return BackendRegistry(configs, fallback=[config.name for config in configs[1:]], lazy=True)
+    return configs, primary
+
+
+def registry_from_settings(
+    settings: Any,
+    *,
+    stored: Sequence[BackendConfig] = (),
+    breaker_store: BreakerStore | None = None,
+    clock: Callable[[], float] | None = None,
+) -> BackendRegistry:
+    """The registry described by ``LLM_*`` settings (the only place that reads them), with the
+    ``stored`` backends (the admin's) the environment does not name.
+
+    The default backend comes first; ``LLM_FALLBACK`` names the default order after it (empty:
+    no fallback). An ``offline`` backend is always configured, so an agent or a fallback may
+    name it. The registry is lazy: the ``offline`` kind is registered by its own module,
+    possibly after this runs, and resolves on first use.
+    """
+    from conversations.llm.configs import merged
+
+    environment, default = configs_from_settings(settings)
+    configs = merged(environment, stored)
+    if not any(config.name == "offline" for config in configs):
+        configs.append(BackendConfig(name="offline", kind="offline"))
+    names = [config.name for config in configs]
+    if default not in names:
+        raise LLMConfigurationError(
+            f"the default backend {default!r} is not configured (configured: {', '.join(names)})"
+        )
+    configs.sort(key=lambda config: config.name != default)
+    fallback = [
+        name
+        for name in (str(item).strip() for item in getattr(settings, "LLM_FALLBACK", []) or [])
+        if name and name != default
+    ]
+    options: dict[str, Any] = {}
+    if clock is not None:
+        options["clock"] = clock
+    return BackendRegistry(
+        configs,
+        fallback=fallback,
+        lazy=True,
+        breaker_store=breaker_store,
+        fallback_reserve=float(getattr(settings, "LLM_FALLBACK_RESERVE_SECONDS", 10.0)),
+        **options,
+    )

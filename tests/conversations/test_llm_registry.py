@@ -76,6 +76,8 @@ class StaticBackend(Backend):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> Completion:
         return Completion(self.text, (), Usage(), self.model, self.name, 0.1, Decimal(0), "stop")
 
@@ -85,6 +87,8 @@ class StaticBackend(Backend):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         yield TokenDelta(self.text)
         yield Done(await self.complete(messages))

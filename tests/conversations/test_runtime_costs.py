@@ -22,6 +22,7 @@ from conversations import realtime
 from conversations.agent import runtime
 from conversations.agents import agents_load, template_text
 from conversations.llm.types import Completion, Done, TokenDelta, Usage
+from conversations.model_backends import AgentRoute
 from conversations.models import Agent, Conversation, Turn
 from openapi_import.models import Operation
 from openapi_import.services import operations_bulk_update
@@ -76,7 +77,7 @@ async def stream(conversation: Conversation, registry: Scripted) -> None:
     token = runtime._outbox.set(box)
     try:
         completion = await runtime._stream_completion(
-            str(conversation.pk), turn, registry, [], [], None
+            str(conversation.pk), turn, registry, [], [], AgentRoute()
         )
         await box.flush()
     finally:
