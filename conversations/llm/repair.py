@@ -72,7 +72,12 @@ def schema_violations(schema: dict[str, Any], arguments: dict[str, Any]) -> list
     try:
         validator_class = jsonschema.validators.validator_for(schema)
         validator = validator_class(schema)
-        errors = sorted(validator.iter_errors(arguments), key=lambda error: list(error.path))
+        errors = sorted(
+            # Extra properties are the agent's to drop (credentials the model invented are
+            # stripped before anything is stored or sent), not a reason to refuse the call.
+            (e for e in validator.iter_errors(arguments) if e.validator != "additionalProperties"),
+            key=lambda error: [str(part) for part in error.path],
+        )
     except jsonschema.SchemaError:
         return []  # the tool's own schema is at fault: not the model's to repair
     out = []
