@@ -105,7 +105,7 @@ def _check_named_backends() -> list[checks.CheckMessage]:
                 id="actiondesk.E008",
             )
         ]
-    names = [config.name for config in configs]
+    names = [config.name for config in configs] + ["offline"]
     if default not in names:
         return [
             checks.Error(

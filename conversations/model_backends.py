@@ -220,7 +220,8 @@ def get_registry() -> BackendRegistry:
         _checked_at = now
         if _registry is None or stamp is None or stamp != _registry_stamp:
             _registry = build_registry()
-            _registry_stamp = stamp
+            # No stamp yet: reading created one, which this registry already reflects.
+            _registry_stamp = stamp or _sync(lambda: versions.current(STAMP))
         return _registry
 
 
@@ -281,6 +282,13 @@ class AgentRoute:
 
     def options(self) -> dict[str, Any]:
         return {"backend": self.backend, "model": self.model, "fallback": self.fallback}
+
+    def after(self, completion: Any) -> AgentRoute:
+        """The route for the turn's next model call: once a fallback answered, the rest of the
+        turn stays on it instead of waiting for the failed backend again."""
+        if not completion.fallback_from:
+            return self
+        return AgentRoute(backend=completion.backend, model=None, fallback=())
 
 
 def agent_route(agent: Any, registry: BackendRegistry) -> AgentRoute:

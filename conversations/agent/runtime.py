@@ -756,6 +756,7 @@ async def _agent_loop(
         completion = await _stream_completion(
             conversation_id, turn, registry, messages, tools, route
         )
+        route = route.after(completion)
         problems = call_problems(completion.tool_calls, tools, known=setup.operations)
         if problems:
             # Invalid arguments or an invented tool: the model gets the errors for one repair
