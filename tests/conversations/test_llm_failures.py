@@ -86,7 +86,7 @@ def _replies(frames: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def registry_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+def registry_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     monkeypatch.setattr(registry_module, "logger", structlog.get_logger(registry_module.__name__))
     monkeypatch.setattr(runtime, "logger", structlog.get_logger(runtime.__name__))
     with capture_logs() as logs:

@@ -10,7 +10,7 @@ import pytest
 from conversations.llm.breaker import CircuitBreaker, CircuitState, OutcomeWindow
 from conversations.llm.pricing import FREE, price_for, resolve_price
 from conversations.llm.retry import RetryPolicy, parse_retry_after
-from conversations.llm.types import ErrorKind, LLMError, ToolCall, Usage
+from conversations.llm.types import LLMError, ToolCall, Usage
 
 
 class FakeClock:
