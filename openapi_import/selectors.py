@@ -56,6 +56,24 @@ def operations_available_as_tools(*, spec_ids: list[int] | None = None) -> Query
     return operations
 
 
+def operation_tool_names(operations: list[Operation]) -> dict[int, str]:
+    """The tool name the model sees for each operation (by pk): its ``operationId``, unless
+    another live spec has the same one (``conversations.llm.toolnames``)."""
+    from conversations.llm.toolnames import unique_tool_names
+
+    ids = {operation.operation_id for operation in operations}
+    others = (
+        Operation.objects.filter(operation_id__in=ids, removed_at__isnull=True)
+        .exclude(pk__in=[operation.pk for operation in operations])
+        .select_related("spec")
+    )
+    everything = [*operations, *others]
+    names = unique_tool_names(
+        [(str(op.spec_id), op.spec.title, op.operation_id) for op in everything]
+    )
+    return {op.pk: name for op, name in zip(everything, names, strict=True)}
+
+
 # Host names that only ever mean a private network (no DNS lookup at review time).
 _PRIVATE_HOSTS = frozenset({"localhost", "localhost.localdomain", "metadata.google.internal"})
 _PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet")

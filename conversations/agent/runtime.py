@@ -536,10 +536,10 @@ class AgentSetup:
     operations: dict[str, Operation]
 
 
-def tool_spec(operation: Operation) -> ToolSpec:
+def tool_spec(operation: Operation, name: str | None = None) -> ToolSpec:
     description = " ".join(filter(None, [operation.summary, operation.description]))[:1000]
     return ToolSpec(
-        name=operation.operation_id,
+        name=name or operation.operation_id,
         description=description or f"{operation.method} {operation.path}",
         # Credential parameters are never the model's to fill (SPEC §6).
         parameters=model_schema(operation),
@@ -569,8 +569,12 @@ def _agents() -> list[AgentSetup]:
 
 
 def _setup(agent: Agent) -> AgentSetup:
-    operations = {op.operation_id: op for op in agent.operations.all() if op.is_tool}
-    return AgentSetup(agent, [tool_spec(op) for op in operations.values()], operations)
+    from openapi_import.selectors import operation_tool_names
+
+    tools = [op for op in agent.operations.select_related("spec") if op.is_tool]
+    names = operation_tool_names(tools)  # unique across specs (issue 15 item 7)
+    operations = {names[op.pk]: op for op in tools}
+    return AgentSetup(agent, [tool_spec(op, name) for name, op in operations.items()], operations)
 
 
 def _route(

@@ -396,3 +396,66 @@ def test_the_openai_clients_request_log_is_quiet() -> None:
 
     loggers = build_logging(log_format="json", level="INFO")["loggers"]
     assert loggers["httpx2"]["level"] == loggers["httpx"]["level"] == "WARNING"
+
+
+# --- Tool names unique across specs ----------------------------------------------------------
+
+
+def _second_spec_with_get_order() -> tuple[Any, Any]:
+    from openapi_import.models import ApiSpec, Operation
+
+    demo_op = Operation.objects.select_related("spec").get(operation_id="getOrder")
+    other_spec = ApiSpec.objects.create(title="Warehouse API", base_url="http://127.0.0.1:9/")
+    clone = Operation.objects.get(pk=demo_op.pk)
+    clone.pk = None
+    clone.spec = other_spec
+    clone.save()
+    agent = Agent.objects.get(slug="order-lookup")
+    agent.operations.add(clone)
+    return demo_op, clone
+
+
+async def test_same_operation_id_in_two_specs_gets_two_names_and_the_right_server(
+    backends: Any, alpha: OpenAITestServer, conversation: Conversation
+) -> None:
+    from conversations.llm.toolnames import MAX_LENGTH
+
+    demo_op, clone = await sync_to_async(_second_spec_with_get_order)()
+    await sync_to_async(_route)("order-lookup", backend="alpha")
+    await sync_to_async(verify_customer)(conversation.pk)
+    shop_name = f"{demo_op.spec.title.lower().replace(' ', '_')}_{demo_op.spec_id}__getOrder"
+    alpha.enqueue(
+        tool_calls_reply(tool_call(shop_name, {"order_number": 1042})),
+        stream_reply(["Order 1042 is paid."]),
+    )
+    await _chat(conversation, "show me order 1042")
+    names = [t["function"]["name"] for t in alpha.chat_requests[0].json["tools"]]
+    assert "getOrder" not in names
+    assert shop_name in names and f"warehouse_api_{clone.spec_id}__getOrder" in names
+    assert all(len(name) <= MAX_LENGTH for name in names)
+    call = await ToolCall.objects.select_related("operation").aget()
+    # The shop's operation ran against the shop (the clone's server would refuse).
+    assert call.operation_id == demo_op.pk and call.status == "succeeded"
+
+
+def test_tool_names_keep_the_length_and_character_rules() -> None:
+    from conversations.llm.toolnames import safe_name, unique_tool_names
+
+    long = "x" * 80
+    names = unique_tool_names([("1", "Shop API", long), ("2", "Shop API", long), ("1", "S", "ok")])
+    assert names[2] == "ok"
+    assert names[0] != names[1] and all(len(n) <= 64 for n in names)
+    assert safe_name("get order/v2.json") == "get_order_v2_json"
+    assert unique_tool_names([("1", "A", "a"), ("2", "B", "b")]) == ["a", "b"]
+
+
+def test_the_review_warns_when_a_tool_name_was_changed(demo: Any) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    demo_op, clone = _second_spec_with_get_order()
+    client = Client()
+    client.force_login(User.objects.get(username="reviewer"))
+    page = client.get(f"/admin/openapi_import/operation/{clone.pk}/change/").content.decode()
+    assert f"warehouse_api_{clone.spec_id}__getOrder" in page
+    assert "another spec also has operationId" in page
