@@ -304,6 +304,10 @@ LLM_BREAKER_STORE = env_str("LLM_BREAKER_STORE", "auto")
 LLM_FALLBACK_RESERVE_SECONDS = env_float("LLM_FALLBACK_RESERVE_SECONDS", 10.0)
 # Without a first token by then, the customer is told the answer is delayed (with a human offer).
 LLM_DELAYED_NOTICE_SECONDS = env_float("LLM_DELAYED_NOTICE_SECONDS", 20.0)
+# Tools sent per model call: at most this many, and this many bytes of schema (0: no limit).
+# Over it, descriptions are shortened, then optional properties dropped, then fewer tools sent.
+LLM_TOOLS_MAX_COUNT = env_int("LLM_TOOLS_MAX_COUNT", 32, minimum=0)
+LLM_TOOLS_MAX_BYTES = env_int("LLM_TOOLS_MAX_BYTES", 32_000, minimum=0)
 
 # Outgoing escalation notifications (Slack-compatible webhook), optionally signed.
 ESCALATION_WEBHOOK_URL = env_str("ESCALATION_WEBHOOK_URL")

@@ -742,6 +742,7 @@ async def _agent_loop(
     tools, messages = await db(_offered)(setup, messages, verified=verified)
     if await db(_offer_verification_first)(conversation_id, turn, setup, messages, verified):
         return "done"
+    tools = _within_budget(conversation_id, tools, messages)
     while True:
         if turn.model_calls >= settings.TURN_MAX_MODEL_CALLS:
             await db(_say)(
@@ -819,6 +820,7 @@ async def _agent_loop(
                 if newly != verified:
                     verified = newly
                     tools, messages = await db(_offered)(setup, messages, verified=verified)
+                    tools = _within_budget(conversation_id, tools, messages)
             if result is None:
                 # Waits for a decision: keep the model conversation so the turn resumes later,
                 # in this process or another.
@@ -875,6 +877,32 @@ async def _stream_completion(
             await _emit(conversation_id, _token_frame(turn, held), flush=False)
     assert completion is not None, "a stream always ends with Done"
     return completion
+
+
+def _within_budget(
+    conversation_id: str, tools: list[ToolSpec], messages: list[ChatMessage]
+) -> list[ToolSpec]:
+    """The tools of one model call within ``LLM_TOOLS_MAX_*`` (``conversations.llm.budget``),
+    the most relevant to the customer's message kept when some must go; what was trimmed is
+    logged."""
+    from conversations.agent.routing import score_tools
+    from conversations.llm.budget import fit_tools
+
+    limit_count, limit_bytes = settings.LLM_TOOLS_MAX_COUNT, settings.LLM_TOOLS_MAX_BYTES
+    if not tools or (not limit_count and not limit_bytes):
+        return tools
+    fitted, report = fit_tools(tools, max_tools=limit_count, max_bytes=limit_bytes)
+    if not report.dropped:
+        if report.changed:
+            logger.warning("llm_tools_trimmed", conversation_id=conversation_id, **report.as_dict())
+        return fitted
+    # Some must go: keep the ones that fit the customer's message best.
+    text = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
+    order = {name: index for index, (name, _) in enumerate(score_tools(text, tools))}
+    ranked = sorted(tools, key=lambda tool: order.get(tool.name, len(order)))
+    fitted, report = fit_tools(ranked, max_tools=limit_count, max_bytes=limit_bytes)
+    logger.warning("llm_tools_trimmed", conversation_id=conversation_id, **report.as_dict())
+    return fitted
 
 
 # The model's answer was unusable twice in a row (invalid tool arguments, invented tools).

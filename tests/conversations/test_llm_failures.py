@@ -459,3 +459,67 @@ def test_the_review_warns_when_a_tool_name_was_changed(demo: Any) -> None:
     page = client.get(f"/admin/openapi_import/operation/{clone.pk}/change/").content.decode()
     assert f"warehouse_api_{clone.spec_id}__getOrder" in page
     assert "another spec also has operationId" in page
+
+
+# --- Tool schemas within a budget ---------------------------------------------------------------
+
+
+def _huge_schema() -> dict[str, Any]:
+    properties = {
+        f"field_{n}": {"type": "string", "description": f"Optional field number {n}. " * 8}
+        for n in range(150)
+    }
+    properties["order_number"] = {"type": "integer", "description": "The order."}
+    return {"type": "object", "properties": properties, "required": ["order_number"]}
+
+
+def test_fit_tools_trims_descriptions_then_optional_properties_then_tools() -> None:
+    from conversations.llm import ToolSpec
+    from conversations.llm.budget import fit_tools, tool_bytes
+
+    huge = ToolSpec("bigOperation", "A long description. " * 40, _huge_schema())
+    small = ToolSpec("small", "Small.", {"type": "object", "properties": {}})
+    assert tool_bytes(huge) > 35_000
+
+    kept, report = fit_tools([huge, small], max_tools=0, max_bytes=20_000)
+    assert [t.name for t in kept] == ["bigOperation", "small"] and report.shortened
+    assert not report.optional_removed and report.bytes_after <= 20_000
+
+    kept, report = fit_tools([huge, small], max_tools=0, max_bytes=2_000)
+    assert report.optional_removed["bigOperation"][0] == "field_0"
+    assert list(kept[0].parameters["properties"]) == ["order_number"]
+    assert report.bytes_after <= 2_000 and not report.dropped
+
+    kept, report = fit_tools([huge, small], max_tools=1, max_bytes=0)
+    assert [t.name for t in kept] == ["bigOperation"] and report.dropped == ["small"]
+    kept, report = fit_tools([huge, small], max_tools=0, max_bytes=150)
+    assert [t.name for t in kept] == ["bigOperation"] and report.dropped == ["small"]
+    assert report.as_dict()["tools"] == [2, 1]
+
+
+async def test_an_oversized_schema_is_trimmed_before_it_reaches_the_model(
+    backends: Any,
+    alpha: OpenAITestServer,
+    conversation: Conversation,
+    registry_logs: list[dict[str, Any]],
+) -> None:
+    from openapi_import.models import Operation
+
+    def enlarge() -> None:
+        operation = Operation.objects.get(operation_id="getOrder")
+        operation.parameters_schema = _huge_schema()
+        operation.save()
+
+    await sync_to_async(enlarge)()
+    backends.LLM_TOOLS_MAX_BYTES = 4_000
+    await sync_to_async(_route)("order-lookup", backend="alpha")
+    await sync_to_async(verify_customer)(conversation.pk)
+    alpha.enqueue(stream_reply(["Which order?"]))
+    await _chat(conversation, "show me order 1042")
+    sent = alpha.chat_requests[0].json["tools"]
+    assert len(json.dumps(sent, separators=(",", ":")).encode()) <= 4_000
+    get_order = next(t for t in sent if t["function"]["name"] == "getOrder")
+    assert "order_number" in json.dumps(get_order["function"]["parameters"])
+    trimmed = [log for log in registry_logs if log["event"] == "llm_tools_trimmed"]
+    assert trimmed, registry_logs
+    assert trimmed[0]["optional_removed"].get("getOrder", 0) >= 150, trimmed
