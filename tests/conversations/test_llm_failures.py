@@ -453,7 +453,7 @@ def test_the_review_warns_when_a_tool_name_was_changed(demo: Any) -> None:
     from django.contrib.auth.models import User
     from django.test import Client
 
-    demo_op, clone = _second_spec_with_get_order()
+    _, clone = _second_spec_with_get_order()
     client = Client()
     client.force_login(User.objects.get(username="reviewer"))
     page = client.get(f"/admin/openapi_import/operation/{clone.pk}/change/").content.decode()
