@@ -379,3 +379,20 @@ async def test_memory_stores_are_not_shared(server: OpenAITestServer) -> None:
         with pytest.raises(LLMError):
             await one.complete(HELLO)
     assert (await two.complete(HELLO)).text == "fine"
+
+
+def test_every_example_configuration_in_the_docs_builds_a_registry() -> None:
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "llm-backends.md").read_text()
+    section = doc.split("## Example configurations", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(?:json|toml)\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 7
+    for block in blocks:
+        configs = configs_from_entries(parse_backends(block))
+        fallback = [c.name for c in configs[1:]] + ["offline"]
+        registry = registry_from_settings(Settings(LLM_BACKENDS=block, LLM_FALLBACK=fallback))
+        assert registry.primary == configs[0].name
+        assert all(c.base_url.endswith("/v1") for c in configs)
+        assert all(c.timeout >= 30 for c in configs)
