@@ -92,6 +92,9 @@ class CacheBreakerStore(BreakerStore):
         self.cache = cache
         self.lock_seconds = lock_seconds
 
+    def peek(self, name: str) -> BreakerSnapshot | None:
+        return None  # one cache read per call (``acquire``), always current
+
     def load(self, name: str) -> BreakerSnapshot:
         return BreakerSnapshot.from_dict(self.cache.get(_KEY + name))
 
@@ -125,13 +128,28 @@ class DatabaseBreakerStore(BreakerStore):
 
     shared = True
 
+    def __init__(self, *, fresh_seconds: float = 1.0) -> None:
+        super().__init__()
+        # What this process last read or wrote, trusted for ``fresh_seconds``: a call on a
+        # closed circuit costs no query (another process's change is seen within that time).
+        self.fresh_seconds = fresh_seconds
+        self._seen: dict[str, tuple[float, BreakerSnapshot]] = {}
+
+    def peek(self, name: str) -> BreakerSnapshot | None:
+        seen = self._seen.get(name)
+        if seen is not None and time.monotonic() - seen[0] < self.fresh_seconds:
+            return seen[1]
+        return None
+
     def load(self, name: str) -> BreakerSnapshot:
         from conversations.models import BackendCircuit
 
         def read() -> Any:
             return BackendCircuit.objects.filter(pk=name).values_list("state", flat=True).first()
 
-        return BreakerSnapshot.from_dict(_sync(read))
+        snapshot = BreakerSnapshot.from_dict(_sync(read))
+        self._seen[name] = (time.monotonic(), snapshot)
+        return snapshot
 
     def save(self, name: str, snapshot: BreakerSnapshot) -> None:
         from conversations.models import BackendCircuit
@@ -140,6 +158,7 @@ class DatabaseBreakerStore(BreakerStore):
             BackendCircuit.objects.update_or_create(pk=name, defaults={"state": snapshot.to_dict()})
 
         _sync(write)
+        self._seen[name] = (time.monotonic(), snapshot)
 
     @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:

@@ -87,6 +87,10 @@ class BreakerStore:
     def load(self, name: str) -> BreakerSnapshot:
         return self._data.get(name) or BreakerSnapshot()
 
+    def peek(self, name: str) -> BreakerSnapshot | None:
+        """A snapshot known without I/O (None: ask ``load`` through ``run``)."""
+        return self.load(name)
+
     def save(self, name: str, snapshot: BreakerSnapshot) -> None:
         self._data[name] = snapshot
 
@@ -123,9 +127,20 @@ class CircuitBreaker:
         self._clock = clock
         # A trial whose process died never reports: after this long another one may start.
         self.trial_timeout = trial_timeout
+        # The last snapshot this breaker read or wrote, for metrics and logs without I/O.
+        self._last = BreakerSnapshot()
 
     def snapshot(self) -> BreakerSnapshot:
-        return self.store.load(self.name)
+        self._last = self.store.load(self.name)
+        return self._last
+
+    def _save(self, snapshot: BreakerSnapshot) -> None:
+        self.store.save(self.name, snapshot)
+        self._last = snapshot
+
+    def known_state(self) -> CircuitState:
+        """The state as last seen by this breaker (no store read)."""
+        return self._state_of(self._last)
 
     def _state_of(self, snapshot: BreakerSnapshot) -> CircuitState:
         state = CircuitState(snapshot.state)
@@ -152,6 +167,14 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, snapshot.opened_at + self.cooldown - self._clock())
 
+    def fast_permit(self) -> Permit | None:
+        """A permit from what the store knows without I/O, when that is a closed circuit."""
+        snapshot = self.store.peek(self.name)
+        if snapshot is not None and snapshot.state == CircuitState.CLOSED:
+            self._last = snapshot
+            return Permit(snapshot.generation, failures=snapshot.failures)
+        return None
+
     def acquire(self) -> Permit | None:
         """A permit to call, or None when the circuit refuses the call."""
         snapshot = self.snapshot()
@@ -166,10 +189,7 @@ class CircuitBreaker:
             now = self._clock()
             if snapshot.trial_since is not None and now - snapshot.trial_since < self.trial_timeout:
                 return None
-            self.store.save(
-                self.name,
-                replace(snapshot, state=CircuitState.HALF_OPEN.value, trial_since=now),
-            )
+            self._save(replace(snapshot, state=CircuitState.HALF_OPEN.value, trial_since=now))
             return Permit(snapshot.generation, trial=True, failures=snapshot.failures)
 
     def record_success(self, permit: Permit) -> None:
@@ -186,7 +206,7 @@ class CircuitBreaker:
                     generation=snapshot.generation + 1,
                     trial_since=None,
                 )
-            self.store.save(self.name, replace(snapshot, failures=0))
+            self._save(replace(snapshot, failures=0))
 
     def record_failure(self, permit: Permit, error: str | None = None) -> None:
         with self.store.locked(self.name):
@@ -194,7 +214,7 @@ class CircuitBreaker:
             if error is not None:
                 snapshot = replace(snapshot, last_error=error)
             if permit.generation != snapshot.generation:
-                self.store.save(self.name, snapshot)
+                self._save(snapshot)
                 return
             snapshot = replace(snapshot, failures=snapshot.failures + 1)
             if permit.trial or (
@@ -208,7 +228,7 @@ class CircuitBreaker:
                     generation=snapshot.generation + 1,
                     trial_since=None,
                 )
-            self.store.save(self.name, snapshot)
+            self._save(snapshot)
 
     def release(self, permit: Permit) -> None:
         """The call ended without an outcome (cancelled, abandoned stream): free the trial slot."""
@@ -217,7 +237,7 @@ class CircuitBreaker:
         with self.store.locked(self.name):
             snapshot = self.snapshot()
             if permit.generation == snapshot.generation and snapshot.trial_since is not None:
-                self.store.save(self.name, replace(snapshot, trial_since=None))
+                self._save(replace(snapshot, trial_since=None))
 
     def _cooldown_over(self, snapshot: BreakerSnapshot) -> bool:
         return self._clock() - snapshot.opened_at >= self.cooldown

@@ -477,7 +477,7 @@ class BackendRegistry:
         return backend
 
     async def _acquire(self, slot: _Slot) -> Permit:
-        permit = await self.breaker_store.run(slot.breaker.acquire)
+        permit = slot.breaker.fast_permit() or await self.breaker_store.run(slot.breaker.acquire)
         self._publish_state(slot)
         if permit is not None:
             return permit
@@ -538,7 +538,8 @@ class BackendRegistry:
         *,
         stream: bool,
     ) -> None:
-        await self.breaker_store.run(lambda: slot.breaker.record_success(permit))
+        if permit.trial or permit.failures:  # else nothing to write: no store round trip
+            await self.breaker_store.run(lambda: slot.breaker.record_success(permit))
         slot.window.record(ok=True)
         self._publish_state(slot)
         metrics.call_observed(
@@ -651,7 +652,8 @@ class BackendRegistry:
         )
 
     def _publish_state(self, slot: _Slot) -> None:
-        state = slot.breaker.state
+        # What the breaker last read or wrote: no store round trip for a gauge and a log.
+        state = slot.breaker.known_state()
         if state is slot.published_state:
             return
         if slot.published_state is not None:
