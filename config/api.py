@@ -34,7 +34,7 @@ from ninja.errors import (
 from ninja.throttling import AuthRateThrottle
 
 from access.auth import api_auth
-from config.errors import ApplicationError, ErrorCode, error_body, is_envelope
+from config.errors import ApplicationError, ErrorCode, error_body, is_envelope, success_body
 from config.middleware import code_for_status
 
 logger = structlog.get_logger(__name__)
@@ -53,7 +53,7 @@ class ActiondeskAPI(NinjaAPI):
         assert effective is not None
         if not is_envelope(data):
             if effective < 400:
-                data = {"success": True, "data": data, "error": None}
+                data = success_body(data)
             else:
                 code, message = code_for_status(effective)
                 detail = data.get("detail") if isinstance(data, dict) else None

@@ -108,6 +108,11 @@ def is_envelope(data: Any) -> bool:
     return isinstance(data, dict) and data.keys() == ENVELOPE_KEYS
 
 
+def success_body(data: Any) -> dict:
+    """The envelope of a successful response (SPEC §11)."""
+    return {"success": True, "data": data, "error": None}
+
+
 def error_body(code: ErrorCode | str, message: str, details: dict[str, Any] | None = None) -> dict:
     """The envelope of a failed response (SPEC §11)."""
     return {

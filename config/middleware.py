@@ -10,12 +10,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import split_domain_port
 from django_structlog.middlewares import RequestMiddleware
 
 from config.errors import ErrorCode, error_body, is_envelope
+from config.health import LIVENESS_PATH, READINESS_PATH, probe_answer
 from config.hosts import request_id_is_well_formed
 
 API_PREFIX = "/api/"
@@ -157,3 +159,35 @@ class ApiEnvelopeMiddleware(_Middleware):
             if response.get(header):
                 replacement[header] = response[header]
         return replacement
+
+
+# Names a container's own probe uses; never a public name, so answering them leaks nothing.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+class InternalHealthMiddleware(_Middleware):
+    """Answers the health routes for a loopback ``Host`` before host validation and the HTTPS
+    redirect, so a container healthcheck (``http://127.0.0.1:8000/api/v1/health/ready``)
+    passes with production settings, whose ``ALLOWED_HOSTS`` names only public hosts. Only
+    these two read-only routes, only GET/HEAD without a query, only loopback names; the rest goes on
+    to Django's checks as before."""
+
+    def _is_probe(self, request: HttpRequest) -> bool:
+        if request.method not in ("GET", "HEAD") or request.META.get("QUERY_STRING"):
+            return False  # a probe sends none; anything else takes the normal path and checks
+        if request.path.rstrip("/") not in (LIVENESS_PATH, READINESS_PATH):
+            return False
+        domain, _port = split_domain_port(request.META.get("HTTP_HOST", ""))
+        return domain in LOOPBACK_HOSTS
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        if self._async:
+            return self.__acall__(request)
+        if self._is_probe(request):
+            return probe_answer(request.path)
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        if self._is_probe(request):
+            return await sync_to_async(probe_answer)(request.path)
+        return await self.get_response(request)

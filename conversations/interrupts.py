@@ -3,7 +3,11 @@
 An interrupt is bound to its call by a hash of the operation and the exact arguments; a decision
 is a conditional update from ``pending`` (double clicks, two tabs, two processes: one wins, the
 rest are told it is already decided); expiry is applied lazily whenever an interrupt is read,
-and by ``manage.py expire_interrupts`` for cron — no timer in the web process.
+and by the scheduler's ``interrupts_expire`` job — no timer in the web process.
+
+Every change (opened, edited, decided, expired) is announced by ``interrupt_changed`` after the
+transaction commits; the staff queue listens (escalations/signals.py), this module does not
+know who does.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +24,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from analytics.models import EventType
@@ -29,6 +35,23 @@ from conversations.services import message_append
 from openapi_import.models import Operation
 
 logger = structlog.get_logger(__name__)
+
+# Sent after commit with ``interrupt`` (the row as written) and ``change`` (one of
+# ``InterruptChange``).
+interrupt_changed = Signal()
+
+
+class InterruptChange(StrEnum):
+    OPENED = "opened"
+    EDITED = "edited"
+    DECIDED = "decided"
+    EXPIRED = "expired"
+
+
+def _announce(interrupt: Interrupt, change: InterruptChange) -> None:
+    transaction.on_commit(
+        lambda: interrupt_changed.send(sender=Interrupt, interrupt=interrupt, change=change)
+    )
 
 
 def arguments_hash(*, operation: str, arguments: dict[str, Any]) -> str:
@@ -63,6 +86,20 @@ def interrupt_frame_payload(interrupt: Interrupt) -> dict[str, Any]:
         "summary": interrupt.summary,
         "approver": interrupt.approver,
         "expires_at": interrupt.expires_at.isoformat(),
+    }
+
+
+def resolved_frame_payload(interrupt: Interrupt, *, decision: str, by: str) -> dict[str, Any]:
+    """The ``interrupt_resolved`` frame: with the arguments as decided, so that when staff
+    corrected them (45 → 40) the customer's card shows what was approved and executed."""
+    return {
+        "interrupt_id": str(interrupt.pk),
+        "decision": decision,
+        "by": by,
+        "summary": interrupt.summary,
+        "arguments": interrupt.arguments,
+        "arguments_hash": interrupt.arguments_hash,
+        "edited": interrupt.edited,
     }
 
 
@@ -114,6 +151,7 @@ def interrupt_create(
             outcome=approver,
             data={"interrupt_id": str(interrupt.pk), "policy_reason": policy_reason},
         )
+        _announce(interrupt, InterruptChange.OPENED)
     logger.info(
         "interrupt_created",
         interrupt_id=str(interrupt.pk),
@@ -147,6 +185,7 @@ def expire_one(interrupt: Interrupt) -> bool:
         latency_ms=(now - interrupt.created_at).total_seconds() * 1000,
         data={"interrupt_id": str(interrupt.pk)},
     )
+    _announce(interrupt, InterruptChange.EXPIRED)
     logger.info("interrupt_expired", interrupt_id=str(interrupt.pk))
     return True
 
@@ -229,7 +268,7 @@ def interrupt_decide(
             role=Message.Role.SYSTEM,
             content=f"{interrupt.summary}: {decision}.",
             turn=interrupt.turn,
-            payload={"frame": {"interrupt_id": str(interrupt.pk), "decision": decision, "by": by}},
+            payload={"frame": resolved_frame_payload(interrupt, decision=decision, by=by)},
         )
         event_record(
             type=EventType.INTERRUPT_APPROVED if approve else EventType.INTERRUPT_REJECTED,
@@ -239,6 +278,7 @@ def interrupt_decide(
             latency_ms=(now - interrupt.created_at).total_seconds() * 1000,
             data={"interrupt_id": str(interrupt.pk), "approver": interrupt.approver},
         )
+        _announce(interrupt, InterruptChange.DECIDED)
         if source != "customer":
             # Staff and API decisions do not come through a chat socket: a job continues the
             # conversation (the database backend survives a restart of the web process).
@@ -313,6 +353,7 @@ def interrupt_edit_arguments(
         interrupt.edited = True
         interrupt.save(update_fields=["arguments", "arguments_hash", "summary", "edited"])
         ToolCall.objects.filter(pk=interrupt.tool_call_id).update(arguments=arguments)
+        _announce(interrupt, InterruptChange.EDITED)
     logger.info("interrupt_arguments_edited", interrupt_id=str(interrupt.pk), user_id=user.pk)
     return interrupt
 

@@ -29,7 +29,7 @@ from escalations.realtime import (
     scope_session,
     staff_user_group,
 )
-from escalations.selectors import staff_session_valid, user_may_view_queue
+from escalations.selectors import DECIDE_PERMISSION, staff_session_valid, user_may_view_queue
 
 logger = structlog.get_logger(__name__)
 
@@ -49,6 +49,9 @@ class EscalationQueueConsumer(AsyncWebsocketConsumer):
     session_key: str | None = None
     session_hash: str = ""
     checked_at: float = 0.0
+    # Staff approvals (``interrupt_*`` frames) go only to those who may decide them, as in
+    # the snapshot; a lost permission ends the session (escalations/signals.py).
+    can_decide: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,6 +70,7 @@ class EscalationQueueConsumer(AsyncWebsocketConsumer):
             self.scope
         )
         self.checked_at = time.monotonic()
+        self.can_decide = await database_sync_to_async(user.has_perm)(DECIDE_PERMISSION)
         await self.accept()
         # Join the process's relay, then read the snapshot: nothing falls in between. Frames
         # relayed meanwhile wait, and follow the snapshot in order (repeats are harmless).
@@ -89,6 +93,8 @@ class EscalationQueueConsumer(AsyncWebsocketConsumer):
         if not await self.session_still_valid(fresh=False):
             return
         if group == STAFF_GROUP:
+            if str(event["frame"].get("type", "")).startswith("interrupt_") and not self.can_decide:
+                return
             texts = [encoded.get("staff", lambda: encode_frame(event["frame"]))]
         elif self.watching is not None and group == conversation_group(self.watching):
             # The watched conversation's chat frames, wrapped: the same text for every watcher.

@@ -42,13 +42,16 @@ def parse_frame(text_data: str | None) -> dict[str, Any]:
 
 def queue_snapshot(user: User) -> dict[str, Any]:
     from escalations.realtime import queue_frame, staff_name
-    from escalations.selectors import escalation_queue, staff_interrupts_pending, user_is_supervisor
+    from escalations.selectors import (
+        DECIDE_PERMISSION,
+        escalation_queue,
+        staff_interrupts_pending,
+        user_is_supervisor,
+    )
     from escalations.services import escalations_cancel_closed
 
     escalations_cancel_closed()
-    interrupts = (
-        staff_interrupts_pending() if user.has_perm("conversations.decide_interrupt") else []
-    )
+    interrupts = staff_interrupts_pending() if user.has_perm(DECIDE_PERMISSION) else []
     me = {"id": user.pk, "name": staff_name(user), "supervisor": user_is_supervisor(user)}
     return queue_frame(escalation_queue(), interrupts, me=me)
 

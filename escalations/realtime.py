@@ -19,6 +19,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from config.pii import mask_text
+from conversations.interrupts import InterruptChange
 from conversations.models import Interrupt
 from escalations.models import Escalation
 
@@ -72,8 +73,21 @@ def interrupt_summary(interrupt: Interrupt) -> dict[str, Any]:
         "summary": interrupt.summary,
         "arguments_hash": interrupt.arguments_hash,
         "policy_reason": interrupt.policy_reason,
+        "edited": interrupt.edited,
         "expires_at": interrupt.expires_at.isoformat(),
         "created_at": interrupt.created_at.isoformat(),
+    }
+
+
+def interrupt_frame(change: InterruptChange, interrupt: Interrupt) -> dict[str, Any]:
+    """``interrupt_pending`` when a staff approval opens or its arguments change (the row, to
+    add or replace), ``interrupt_settled`` when it is decided or expires (to remove)."""
+    if change in (InterruptChange.OPENED, InterruptChange.EDITED):
+        return {"type": "interrupt_pending", "interrupt": interrupt_summary(interrupt)}
+    return {
+        "type": "interrupt_settled",
+        "interrupt_id": str(interrupt.pk),
+        "status": interrupt.status,
     }
 
 
@@ -109,6 +123,11 @@ def _send(frame: dict[str, Any]) -> None:
     except Exception:
         # The write stands; staff pages resync from the snapshot when they reconnect.
         logger.exception("escalation_broadcast_failed", frame_type=frame.get("type"))
+
+
+def broadcast(frame: dict[str, Any]) -> None:
+    """Send now: for callers already past the commit (``interrupt_changed`` receivers)."""
+    _send(frame)
 
 
 def broadcast_on_commit(frame: dict[str, Any]) -> None:

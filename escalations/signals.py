@@ -1,7 +1,10 @@
 """Signals that may end a staff member's access: logout, deactivation, a password change, a
 lost staff flag, superuser flag, role or permission, deletion. Receivers only work out whom it
 concerns and call :func:`escalations.services.staff_sessions_end`; sockets decide by
-re-checking (``escalations.selectors.staff_session_valid``)."""
+re-checking (``escalations.selectors.staff_session_valid``).
+
+Also: staff approvals opened, edited, decided or expired reach the live queue at once
+(``conversations.interrupts.interrupt_changed``, sent after commit)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_sa
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from conversations.interrupts import InterruptChange, interrupt_changed
+from conversations.models import Interrupt
+from escalations.realtime import broadcast, interrupt_frame
 from escalations.services import staff_sessions_end
 
 # The fields whose change can end access (the password changes the session auth hash).
@@ -106,3 +112,12 @@ def _role_permissions_changed(
     else:
         user_ids = _users_of_groups(pk_set or ())  # a permission taken from roles
     staff_sessions_end(user_ids=user_ids, reason="role_removed")
+
+
+@receiver(interrupt_changed, dispatch_uid="escalations_staff_interrupt_changed")
+def _interrupt_changed(
+    sender: Any, interrupt: Interrupt, change: InterruptChange, **kwargs: Any
+) -> None:
+    # Only staff approvals are in the queue; the customer decides the others in the chat.
+    if interrupt.approver == Interrupt.Approver.STAFF:
+        broadcast(interrupt_frame(change, interrupt))

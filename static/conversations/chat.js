@@ -203,9 +203,19 @@
     card.querySelector(".card__status").textContent = text;
   }
 
-  function resolvedText(decision, by) {
+  function resolvedText(decision, by, edited) {
     const verb = decision === "approved" ? "Approved" : "Rejected";
-    return `${verb} ${by === "customer" ? "by you" : "by staff"}`;
+    const changed = edited && decision === "approved" ? " with changes" : "";
+    return `${verb} ${by === "customer" ? "by you" : "by staff"}${changed}`;
+  }
+
+  // Staff may correct the arguments before approving (45 → 40): the card then shows what was
+  // actually approved and executed, not what was first proposed.
+  function showDecidedArguments(card, summary, args, hash) {
+    if (summary) card.querySelector(".card__title").textContent = summary;
+    if (isPlainObject(args)) fillArguments(card, args);
+    if (hash) card.dataset.argumentsHash = String(hash);
+    card.dataset.edited = "1";
   }
 
   function interruptCard(frame) {
@@ -324,10 +334,14 @@
         return interruptCard(frame);
       case "interrupt_resolved": {
         const card = findCard(String(frame.interrupt_id));
-        const text = resolvedText(frame.decision, frame.by);
-        if (card) settleCard(card, frame.decision === "approved" ? "approved" : "rejected", text);
+        const text = resolvedText(frame.decision, frame.by, frame.edited);
+        if (card) {
+          if (frame.edited) showDecidedArguments(card, frame.summary, frame.arguments, frame.arguments_hash);
+          settleCard(card, frame.decision === "approved" ? "approved" : "rejected", text);
+        }
         const modifier = frame.decision === "approved" ? "approved" : "rejected";
-        return activity("interrupt_resolved", modifier, text);
+        const shown = frame.edited && frame.summary ? `${text}: ${frame.summary}` : text;
+        return activity("interrupt_resolved", modifier, shown);
       }
       case "interrupt_expired":
         return expired(frame);
@@ -705,7 +719,18 @@
     const card = findCard(item.dataset.interruptId);
     if (card) {
       const status = item.dataset.decision === "approved" ? "approved" : "rejected";
-      settleCard(card, status, resolvedText(item.dataset.decision, item.dataset.by));
+      const edited = item.dataset.edited === "1";
+      if (edited) {
+        let args = null;
+        const data = document.getElementById(`decided-${item.dataset.interruptId}`);
+        try {
+          args = data ? JSON.parse(data.textContent) : null;
+        } catch {
+          // keep the proposed arguments; the summary below still names the decided call
+        }
+        showDecidedArguments(card, item.dataset.summary, args, "");
+      }
+      settleCard(card, status, resolvedText(item.dataset.decision, item.dataset.by, edited));
     }
   }
   for (const item of ui.log.querySelectorAll("[data-kind=interrupt_expired]")) {

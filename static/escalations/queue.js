@@ -26,6 +26,7 @@
   const RESYNC_MS = 60000;
 
   const rows = new Map(); // escalation id -> summary
+  const pendingInterrupts = new Map(); // interrupt id -> summary (staff approvals waiting)
   const unseen = new Set(); // waiting escalations that arrived while nobody looked
   let clockOffset = 0; // server time minus this browser's time, in ms
   let status = "connecting";
@@ -144,14 +145,17 @@
     }
   }
 
-  function drawInterrupts(items) {
+  function drawInterrupts() {
     if (!ui.interrupts) return;
+    const items = [...pendingInterrupts.values()].sort(
+      (a, b) => Date.parse(a.created_at) - Date.parse(b.created_at),
+    );
     ui.interrupts.replaceChildren(
       ...items.map((item) => {
         const tr = make("tr");
         tr.dataset.interruptId = item.id;
         const what = make("td", "", item.summary);
-        what.append(make("div", "esc-preview", item.operation));
+        what.append(make("div", "esc-preview", item.edited ? `${item.operation} (edited)` : item.operation));
         const expires = make("time", "", item.expires_at);
         expires.dateTime = item.expires_at;
         const cell = make("td");
@@ -183,10 +187,20 @@
         rows.clear();
         for (const item of frame.escalations) upsert(item);
         for (const id of [...unseen]) if (!rows.has(id)) unseen.delete(id);
-        drawInterrupts(frame.interrupts || []);
+        pendingInterrupts.clear();
+        for (const item of frame.interrupts || []) pendingInterrupts.set(item.id, item);
+        drawInterrupts();
         draw();
         break;
       }
+      case "interrupt_pending":
+        pendingInterrupts.set(frame.interrupt.id, frame.interrupt);
+        drawInterrupts();
+        break;
+      case "interrupt_settled":
+        pendingInterrupts.delete(frame.interrupt_id);
+        drawInterrupts();
+        break;
       case "escalation_created":
         if (frame.escalation.status === "waiting") unseen.add(frame.escalation.id);
         upsert(frame.escalation);
@@ -222,12 +236,12 @@
     if (document.visibilityState === "visible") seen();
   });
   window.setInterval(tick, 1000);
-  // A cheap resync: pending staff actions are not pushed, and a lost frame is healed.
+  // A cheap resync: a frame lost while the socket was down is healed.
   window.setInterval(() => socket.send({ type: "snapshot" }), RESYNC_MS);
   tick();
 
   window.actiondeskQueue = {
-    snapshot: () => ({ rows: rows.size, unseen: unseen.size, status }),
+    snapshot: () => ({ rows: rows.size, interrupts: pendingInterrupts.size, unseen: unseen.size, status }),
     reconnect: () => socket.reconnect(),
   };
 })();
