@@ -244,6 +244,14 @@ def get_registry() -> BackendRegistry:
         return _registry
 
 
+async def aget_registry() -> BackendRegistry:
+    """``get_registry`` for async code: the cached registry at once, else checked and built in
+    the ORM thread (where the rest of the turn's database work runs: SQLite allows one writer)."""
+    if _registry is not None and time.monotonic() - _checked_at < RELOAD_SECONDS:
+        return _registry
+    return await sync_to_async(get_registry, thread_sensitive=True)()
+
+
 def set_registry(registry: BackendRegistry | None) -> None:
     """Replace the registry (tests, or after a settings change); ``None`` rebuilds lazily."""
     global _registry, _registry_stamp, _checked_at

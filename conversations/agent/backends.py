@@ -3,6 +3,6 @@ from the environment and the admin's model backends."""
 
 from __future__ import annotations
 
-from conversations.model_backends import get_registry, set_registry
+from conversations.model_backends import aget_registry, get_registry, set_registry
 
-__all__ = ["get_registry", "set_registry"]
+__all__ = ["aget_registry", "get_registry", "set_registry"]

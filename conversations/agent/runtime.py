@@ -34,7 +34,7 @@ from config import versions
 from config.pii import mask
 from conversations import approval_rules
 from conversations.agent import policy
-from conversations.agent.backends import get_registry
+from conversations.agent.backends import aget_registry
 from conversations.agent.injection import INJECTIONS, detect_injection
 from conversations.agent.routing import AgentProfile, route, split_intents
 from conversations.llm.repair import call_problems, repair_messages
@@ -732,7 +732,7 @@ def _select_agent(conversation_id: str, turn: Turn, agent: Agent, decision: Any)
 async def _agent_loop(
     conversation_id: str, turn: Turn, setup: AgentSetup, messages: list[ChatMessage]
 ) -> str:
-    registry = get_registry()
+    registry = await aget_registry()
     agent = setup.agent
     route = agent_route(agent, registry)  # backend, model and fallback order of the agent
     repairs = 0

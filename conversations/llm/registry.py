@@ -404,8 +404,8 @@ class BackendRegistry:
                 await self._failed(slot, permit, error, retries + 1, started, stream=False)
                 raise error
         finally:
-            if not settled:
-                slot.breaker.release(permit)
+            if not settled and permit.trial:
+                await self.breaker_store.run(lambda: slot.breaker.release(permit))
 
     async def _stream_on(
         self,
@@ -464,8 +464,8 @@ class BackendRegistry:
                 raise error
         finally:
             # Cancelled, or the consumer stopped reading: no outcome, but free a half-open trial.
-            if not settled:
-                slot.breaker.release(permit)
+            if not settled and permit.trial:
+                await self.breaker_store.run(lambda: slot.breaker.release(permit))
 
     def _require(self, slot: _Slot) -> Backend:
         backend = self._resolve(slot)
