@@ -109,22 +109,12 @@ class ToolCall:
         try:
             arguments = json.loads(raw_arguments)
         except ValueError as exc:
-            return cls(
-                id=id,
-                name=name,
-                arguments={},
-                raw_arguments=raw_arguments,
-                error=f"the arguments of {name!r} are not valid JSON: {exc}",
-            )
-        if not isinstance(arguments, dict):
-            return cls(
-                id=id,
-                name=name,
-                arguments={},
-                raw_arguments=raw_arguments,
-                error=f"the arguments of {name!r} are not a JSON object",
-            )
-        return cls(id=id, name=name, arguments=arguments, raw_arguments=raw_arguments)
+            error = f"the arguments of {name!r} are not valid JSON: {exc}"
+        else:
+            if isinstance(arguments, dict):
+                return cls(id=id, name=name, arguments=arguments, raw_arguments=raw_arguments)
+            error = f"the arguments of {name!r} are not a JSON object"
+        return cls(id=id, name=name, arguments={}, raw_arguments=raw_arguments, error=error)
 
     def arguments_json(self) -> str:
         return self.raw_arguments or json.dumps(self.arguments, separators=(",", ":"))
