@@ -40,10 +40,13 @@ def hit(key: str, *, limit: int, window: int, now: float | None = None) -> Verdi
     count = current + previous * overlap
     if count <= limit:
         return Verdict(True, count, 0)
-    # Time until the weighted count drops back under the limit (at least a second).
+    return Verdict(False, count, retry_after(count, previous, limit, window, now))
+
+
+def retry_after(count: float, previous: int, limit: int, window: int, now: float) -> int:
+    """Seconds until the weighted count drops back under the limit (at least one)."""
+    bucket = int(now // window)
     if previous:
         needed = (count - limit) / previous * window
-        retry = max(1, math.ceil(min(needed, (bucket + 1) * window - now)))
-    else:
-        retry = max(1, math.ceil((bucket + 1) * window - now))
-    return Verdict(False, count, retry)
+        return max(1, math.ceil(min(needed, (bucket + 1) * window - now)))
+    return max(1, math.ceil((bucket + 1) * window - now))

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 import structlog
-from django.db import close_old_connections
+from django.db import connections
 from django.utils.module_loading import autodiscover_modules
 
 logger = structlog.get_logger(__name__)
@@ -60,9 +60,17 @@ def jobs_discover() -> list[Job]:
     return sorted(_jobs.values(), key=lambda job: job.name)
 
 
+def _close_stale_connections() -> None:
+    """``close_old_connections`` between jobs (a long-lived process must not keep a broken or
+    expired connection), except inside a transaction, which only its owner may end."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
+
+
 def job_run(job: Job) -> bool:
     """Runs one job once; True when it finished without raising. Never raises itself."""
-    close_old_connections()
+    _close_stale_connections()
     started = time.monotonic()
     try:
         result = job.run()
@@ -70,7 +78,7 @@ def job_run(job: Job) -> bool:
         logger.exception("job_failed", job=job.name)
         return False
     finally:
-        close_old_connections()
+        _close_stale_connections()
     logger.info(
         "job_finished",
         job=job.name,

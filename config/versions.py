@@ -25,6 +25,11 @@ _PREFIX = "version:"
 AGENT_TOOLS = "agent_tools"
 
 
+def stamp_key(name: str) -> str:
+    """The stamp's cache key (before the cache's prefix), for a script that reads it."""
+    return _PREFIX + name
+
+
 def _in_cache() -> bool:
     """Redis is shared by every process; the local-memory cache (no ``REDIS_URL``) is not."""
     return bool(settings.REDIS_URL)

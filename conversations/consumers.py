@@ -1,5 +1,5 @@
 """The chat socket, ``/ws/chat/<conversation_id>/`` (docs/websocket-protocol.md). Thin: it
-checks frames and access, then calls services; turns run in ``conversations.agent.runtime``."""
+checks frames and access, then calls services; turns run in ``conversations.turns``."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if conversation.state == conversation.State.AWAITING_APPROVAL:
             # A reconnect is also the moment to finish an approved call a restart left behind
             # (cheap check first: connecting must stay cheap for thousands of idle sockets).
-            from conversations.agent.runtime import schedule_turns
+            from conversations.turns.engine import schedule_turns
 
             schedule_turns(self.conversation_id)
         await self.send_json(

@@ -32,7 +32,7 @@ from conversations.llm.registry import (
     configs_from_settings,
     registry_from_settings,
 )
-from conversations.llm.types import LLMConfigurationError
+from conversations.llm.types import ChatMessage, LLMConfigurationError, ToolSpec
 
 logger = structlog.get_logger(__name__)
 
@@ -375,14 +375,54 @@ DELAYED_MESSAGE = (
 )
 
 
+# Whether the running turn's customer has been told the answer is delayed (once per turn).
+_NOTICE_SAID: ContextVar[list[bool] | None] = ContextVar("llm_notice_said", default=None)
+
+
 def turn_deadline_start() -> Token[float | None]:
     """Starts the running turn's one deadline, shared by every attempt of every model call."""
     limit = float(settings.TURN_TIMEOUT_SECONDS)
+    _NOTICE_SAID.set([False])
     return TURN_DEADLINE.set(time.monotonic() + max(limit - DEADLINE_MARGIN, limit / 2))
 
 
 def turn_deadline_end(token: Token[float | None]) -> None:
     TURN_DEADLINE.reset(token)
+
+
+def delayed_notice_due() -> bool:
+    """True once per turn: the first delayed notice is said, later ones are not."""
+    said = _NOTICE_SAID.get()
+    if said is None:
+        return True
+    if said[0]:
+        return False
+    said[0] = True
+    return True
+
+
+def tools_within_budget(
+    conversation_id: str, tools: list[ToolSpec], messages: list[ChatMessage]
+) -> list[ToolSpec]:
+    """The tools of one model call within ``LLM_TOOLS_MAX_*`` (``conversations.llm.budget``),
+    the most relevant to the customer's message kept when some must go; what was trimmed is
+    logged."""
+    from conversations.agent.routing import score_tools
+    from conversations.llm.budget import fit_tools
+
+    limit_count, limit_bytes = settings.LLM_TOOLS_MAX_COUNT, settings.LLM_TOOLS_MAX_BYTES
+    if not tools or (not limit_count and not limit_bytes):
+        return tools
+    fitted, report = fit_tools(tools, max_tools=limit_count, max_bytes=limit_bytes)
+    if report.dropped:
+        # Some must go: keep the ones that fit the customer's message best.
+        text = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
+        order = {name: index for index, (name, _) in enumerate(score_tools(text, tools))}
+        ranked = sorted(tools, key=lambda tool: order.get(tool.name, len(order)))
+        fitted, report = fit_tools(ranked, max_tools=limit_count, max_bytes=limit_bytes)
+    if report.changed:
+        logger.warning("llm_tools_trimmed", conversation_id=conversation_id, **report.as_dict())
+    return fitted
 
 
 class DelayedNotice:

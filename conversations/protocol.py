@@ -18,7 +18,8 @@ from config.errors import ApplicationError, ErrorCode
 
 if TYPE_CHECKING:
     from conversations.consumers import ChatConsumer
-    from conversations.models import Message
+    from conversations.services import Received
+    from conversations.turns.gate import Admission
 
 CLIENT_TYPES = ("message", "approval", "escalate", "resume", "ping", "identify")
 OPEN_SOCKETS = Gauge("actiondesk_open_sockets", "Open chat WebSockets in this process")
@@ -78,12 +79,7 @@ def validate_content(content: Any) -> str:
     return content
 
 
-def check_rate(conversation_id: str) -> None:
-    verdict = ratelimit.hit(
-        f"chat:{conversation_id}",
-        limit=settings.CHAT_RATE_LIMIT_MESSAGES,
-        window=settings.CHAT_RATE_LIMIT_WINDOW_SECONDS,
-    )
+def check_rate(verdict: ratelimit.Verdict) -> None:
     if not verdict.allowed:
         raise ApplicationError(
             ErrorCode.RATE_LIMITED,
@@ -101,37 +97,54 @@ async def _ping(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     await consumer.send_json({"type": "pong"})
 
 
-def _receive(conversation_id: str, content: str, client_id: str) -> tuple[Message, bool]:
+def _receive(conversation_id: str, content: str, client_id: str) -> tuple[Received, Admission]:
+    """The rate limit, the turn lock and the stored message: one Redis round trip and one
+    transaction. The lock is let go again if nothing is to run."""
     from conversations.interrupts import remind_pending_decision
-    from conversations.services import user_message_receive
+    from conversations.services import user_message_store
+    from conversations.turns import gate
 
-    check_rate(conversation_id)
-    message, created = user_message_receive(
-        conversation_id=conversation_id, content=content, client_id=client_id
-    )
-    if created:
-        remind_pending_decision(conversation_id=conversation_id)
-    return message, created
+    admission = gate.admit(conversation_id=conversation_id)
+    check_rate(admission.verdict)
+    try:
+        received = user_message_store(
+            conversation_id=conversation_id, content=content, client_id=client_id
+        )
+        if received.decisions_pending:
+            remind_pending_decision(conversation_id=conversation_id)
+    except BaseException:
+        if admission.token is not None:
+            gate.lock_release(conversation_id=conversation_id, token=admission.token)
+        raise
+    if not received.created and admission.token is not None:
+        gate.lock_release(conversation_id=conversation_id, token=admission.token)
+    return received, admission
 
 
 async def _message(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
-    from conversations.agent.runtime import db, schedule_turns
     from conversations.realtime import Outbox, message_frame
+    from conversations.turns.engine import schedule_turns, step
+    from conversations.turns.steps import events_store
 
     client_id = _client_id(frame)
     content = validate_content(frame.get("content"))
-    # One trip to the ORM thread: the rate check, the stored message and its frame. The frame
-    # goes out with the turn's start (one channel-layer message for both).
+    # One trip to the ORM thread: the rate check and the turn lock, the stored message and
+    # its frame. The frame goes out with the turn's start (one channel-layer message for
+    # both), and the message's event is stored with the turn's (one insert at its end).
     outbox = Outbox()
-    message, created = await db(_receive, atomic=True, flush=False, outbox=outbox)(
+    received, admission = await step(_receive, flush=False, outbox=outbox, store_events=False)(
         consumer.conversation_id, content, client_id
     )
-    if not created:
+    if not received.created:
         # A resend after a reconnect: acknowledge with the stored frame, run nothing again.
         await outbox.flush()
-        await consumer.send_json(message_frame(message))
+        await consumer.send_json(message_frame(received.message))
         return
-    schedule_turns(consumer.conversation_id, outbox)
+    if admission.token is None:
+        # Another runner holds the conversation and was woken to take this message too.
+        await step(events_store, outbox=outbox)()
+        return
+    schedule_turns(consumer.conversation_id, outbox, token=admission.token, stamp=admission.stamp)
 
 
 async def _resume(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
@@ -168,8 +181,8 @@ async def _escalate(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
 
 
 async def _approval(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
-    from conversations.agent.runtime import schedule_turns
     from conversations.interrupts import interrupt_decide_by_customer
+    from conversations.turns.engine import schedule_turns
 
     interrupt_id = frame.get("interrupt_id")
     decision = frame.get("decision")

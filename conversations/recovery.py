@@ -110,7 +110,7 @@ def conversations_with_work() -> list[str]:
 def pending_work_process() -> dict[str, int]:
     from asgiref.sync import async_to_sync
 
-    from conversations.agent.runtime import process_conversation
+    from conversations.turns.engine import process_conversation
 
     expired = interrupts_expire_due()
     requeued = stuck_calls_recover()

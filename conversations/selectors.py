@@ -6,6 +6,7 @@ from uuid import UUID
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from conversations.models import Agent, Conversation, Interrupt, Message, ToolCall, Turn
 
@@ -37,12 +38,14 @@ def conversation_latest_open_for_visitor(*, visitor_id: str) -> Conversation | N
     )
 
 
-def messages_after(*, conversation_id: UUID | str, after: int, limit: int = 500) -> list[Message]:
-    return list(
-        Message.objects.filter(conversation_id=conversation_id, seq__gt=after).order_by("seq")[
-            :limit
-        ]
+def messages_after(
+    *, conversation_id: UUID | str, after: int, limit: int | None = 500
+) -> list[Message]:
+    """The timeline after ``after``, in order (``limit=None``: all of it)."""
+    messages = Message.objects.filter(conversation_id=conversation_id, seq__gt=after).order_by(
+        "seq"
     )
+    return list(messages if limit is None else messages[:limit])
 
 
 def agents_enabled() -> QuerySet[Agent]:
@@ -90,3 +93,54 @@ def conversation_work_summary(*, conversation_id: UUID | str) -> WorkSummary:
         )
         unsettled, waiting, state = cursor.fetchone()
     return WorkSummary(bool(unsettled), waiting, state)
+
+
+# --- For the humans who take a conversation over (the escalations app) -----------------------
+
+
+def conversation_get_for_handoff(*, conversation_id: UUID | str) -> Conversation:
+    return Conversation.objects.select_related("user", "current_agent").get(pk=conversation_id)
+
+
+def conversations_ai_active(*, limit: int = 20) -> list[Conversation]:
+    """Recent conversations the AI holds, which staff may take over."""
+    states = (Conversation.State.AI_ACTIVE, Conversation.State.AWAITING_APPROVAL)
+    return list(Conversation.objects.filter(state__in=states).order_by("-updated_at")[:limit])
+
+
+@dataclass(frozen=True)
+class CustomerMessages:
+    first_and_last: list[Message]  # one item when there is a single message
+    count: int
+
+
+def customer_messages_summary(*, conversation_id: UUID | str) -> CustomerMessages:
+    customer = Message.objects.filter(
+        conversation_id=conversation_id, role=Message.Role.USER, kind=Message.Kind.MESSAGE
+    )
+    first = customer.order_by("seq").first()
+    last = customer.order_by("-seq").first()
+    picked = [m for m in dict.fromkeys([first, last]) if m is not None]
+    return CustomerMessages(picked, customer.count())
+
+
+def tool_calls_of(*, conversation_id: UUID | str) -> list[ToolCall]:
+    return list(ToolCall.objects.filter(conversation_id=conversation_id).order_by("created_at"))
+
+
+def interrupts_of(*, conversation_id: UUID | str) -> list[Interrupt]:
+    return list(Interrupt.objects.filter(conversation_id=conversation_id).order_by("created_at"))
+
+
+def interrupts_pending_for_staff(
+    *, conversation_id: UUID | str | None = None, limit: int = 100
+) -> list[Interrupt]:
+    """Undecided, unexpired interrupts that staff approve, oldest first."""
+    interrupts = Interrupt.objects.filter(
+        status=Interrupt.Status.PENDING,
+        approver=Interrupt.Approver.STAFF,
+        expires_at__gt=timezone.now(),
+    ).order_by("created_at")
+    if conversation_id is not None:
+        interrupts = interrupts.filter(conversation_id=conversation_id)
+    return list(interrupts[:limit])

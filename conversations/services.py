@@ -4,6 +4,7 @@ SPEC §7 with every transition recorded."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +17,8 @@ from django.utils import timezone
 from analytics.models import EventType
 from analytics.services import event_record
 from config.errors import ApplicationError, ErrorCode
-from conversations.models import Agent, Conversation, Message, StateTransition, Turn
+from conversations.handoff import handoff_receiver
+from conversations.models import Agent, Conversation, Interrupt, Message, StateTransition, Turn
 from conversations.realtime import broadcast_on_commit, message_frame
 
 logger = structlog.get_logger(__name__)
@@ -54,12 +56,15 @@ def message_append(
     turn: Turn | None = None,
     agent: Agent | None = None,
     author: User | None = None,
+    conversation_context: dict[str, Any] | None = None,
 ) -> Message:
-    """Store a timeline item with the conversation's next ``seq`` and broadcast it on commit."""
+    """Store a timeline item with the conversation's next ``seq`` and broadcast it on commit.
+    ``conversation_context`` also sets the conversation's context, in the same statement that
+    takes the ``seq`` (a reply that remembers what it asked)."""
     # No savepoint inside a caller's transaction: nothing here is caught and retried, so a
     # failure rolls back the caller's block anyway (and it saves two round trips a message).
     with transaction.atomic(savepoint=False):
-        seq, _ = _seq_next(conversation_id)
+        seq, _, _ = _seq_next(conversation_id, context=conversation_context)
         return _message_store(
             conversation_id=conversation_id,
             seq=seq,
@@ -74,30 +79,49 @@ def message_append(
         )
 
 
-def _seq_next(conversation_id: UUID | str, *, title: str = "") -> tuple[int, str]:
-    """Take the conversation's next ``seq`` (and set its title if it has none); returns the
-    seq and the conversation's state. Call inside a transaction: the updated row stays locked
-    until commit, which serialises seq allocation between processes.
+def _seq_next(
+    conversation_id: UUID | str,
+    *,
+    title: str = "",
+    context: dict[str, Any] | None = None,
+    pending_decisions: bool = False,
+) -> tuple[int, str, int]:
+    """Take the conversation's next ``seq`` (and set its title if it has none, and its
+    ``context`` when given); returns the seq, the conversation's state and, with
+    ``pending_decisions``, how many of its interrupts wait for a decision (else 0). Call
+    inside a transaction: the updated row stays locked until commit, which serialises seq
+    allocation between processes.
 
-    One ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35) in place of a locked read and an
-    update: the ORM's ``update()`` returns no values, and this runs on every message of every
-    chat turn (docs/performance.md)."""
-    table = connection.ops.quote_name(Conversation._meta.db_table)
+    One ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35) in place of a locked read, an
+    update and a look-up: the ORM's ``update()`` returns no values, and this runs on every
+    message of every chat turn (docs/performance.md)."""
+    quote = connection.ops.quote_name
+    table = quote(Conversation._meta.db_table)
+    key = Conversation._meta.pk.get_db_prep_value(conversation_id, connection)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    sets = (
+        "last_seq = last_seq + 1, updated_at = %s, "
+        "title = CASE WHEN title = '' THEN %s ELSE title END"
+    )
+    params: list[Any] = [now, title[:200]]
+    if context is not None:
+        sets += ", context = %s"
+        params.append(Conversation._meta.get_field("context").get_db_prep_save(context, connection))
+    pending = "0"
+    if pending_decisions:
+        pending = (
+            f"(SELECT COUNT(*) FROM {quote(Interrupt._meta.db_table)} i "  # noqa: S608
+            "WHERE i.conversation_id = %s AND i.status = %s AND i.expires_at > %s)"
+        )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + 1, updated_at = %s, "  # noqa: S608
-            "title = CASE WHEN title = '' THEN %s ELSE title END "
-            "WHERE id = %s RETURNING last_seq, state",
-            [
-                connection.ops.adapt_datetimefield_value(timezone.now()),
-                title[:200],
-                Conversation._meta.pk.get_db_prep_value(conversation_id, connection),
-            ],
+            f"UPDATE {table} SET {sets} WHERE id = %s RETURNING last_seq, state, {pending}",  # noqa: S608
+            [*params, key, *([key, Interrupt.Status.PENDING, now] if pending_decisions else [])],
         )
         row = cursor.fetchone()
     if row is None:
         raise Conversation.DoesNotExist(f"No conversation {conversation_id}.")
-    return int(row[0]), str(row[1])
+    return int(row[0]), str(row[1]), int(row[2])
 
 
 def _message_store(*, conversation_id: UUID | str, **fields: Any) -> Message:
@@ -106,16 +130,21 @@ def _message_store(*, conversation_id: UUID | str, **fields: Any) -> Message:
     return message
 
 
-def user_message_receive(
-    *, conversation_id: UUID | str, content: str, client_id: str
-) -> tuple[Message, bool]:
-    """Store a customer's message before anything else happens; ``(message, False)`` when this
-    ``client_id`` was already stored (a resend after a reconnect), which must not run again."""
+@dataclass(frozen=True)
+class Received:
+    message: Message
+    created: bool  # False: this client_id was stored already (a resend after a reconnect)
+    decisions_pending: bool = False  # an action of the conversation waits for a decision
+
+
+def user_message_store(*, conversation_id: UUID | str, content: str, client_id: str) -> Received:
+    """Store a customer's message before anything else happens: sequence number, title and
+    the message in one transaction (two statements), which also tells whether an action
+    waits for a decision. A resend (same ``client_id``) or a closed conversation rolls it
+    all back."""
     try:
-        # Sequence number, title and the message in one transaction; a resend (same
-        # client_id) or a closed conversation rolls it all back.
         with transaction.atomic():
-            seq, state = _seq_next(conversation_id, title=content)
+            seq, state, pending = _seq_next(conversation_id, title=content, pending_decisions=True)
             if state == State.CLOSED:
                 raise ApplicationError(ErrorCode.INVALID_TRANSITION, "This conversation is closed.")
             message = _message_store(
@@ -130,7 +159,8 @@ def user_message_receive(
     except IntegrityError:
         # A resend after a reconnect, or two sockets sending the same client_id at once: the
         # first one stored it.
-        return Message.objects.get(conversation_id=conversation_id, client_id=client_id), False
+        existing = Message.objects.get(conversation_id=conversation_id, client_id=client_id)
+        return Received(existing, False)
     if state == State.RESOLVED:
         conversation_transition(
             conversation=Conversation.objects.get(pk=conversation_id),
@@ -142,7 +172,18 @@ def user_message_receive(
         conversation_id=conversation_id,
         data={"chars": len(content)},
     )
-    return message, True
+    return Received(message, True, pending > 0)
+
+
+def user_message_receive(
+    *, conversation_id: UUID | str, content: str, client_id: str
+) -> tuple[Message, bool]:
+    """Store a customer's message before anything else happens; ``(message, False)`` when this
+    ``client_id`` was already stored (a resend after a reconnect), which must not run again."""
+    received = user_message_store(
+        conversation_id=conversation_id, content=content, client_id=client_id
+    )
+    return received.message, received.created
 
 
 def conversation_transition(
@@ -260,13 +301,7 @@ def handoff_request(
 def _open_escalation(
     conversation: Conversation, *, trigger: str, reason: str, actor: User | None
 ) -> None:
-    """The escalations app takes it from here (queue, packet, notifications)."""
-    import importlib
-
-    try:
-        escalation_services = importlib.import_module("escalations.services")
-    except ModuleNotFoundError:
-        return
-    opener = getattr(escalation_services, "escalation_open", None)
-    if opener is not None:
-        opener(conversation=conversation, trigger=trigger, reason=reason, actor=actor)
+    """Whoever takes hand-offs (the escalations app) takes it from here."""
+    receiver = handoff_receiver()
+    if receiver is not None:
+        receiver(conversation=conversation, trigger=trigger, reason=reason, actor=actor)

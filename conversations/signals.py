@@ -1,5 +1,5 @@
 """Cache invalidation only (no business logic here): the runtime keeps the enabled agents and
-their tools per process (``conversations.agent.runtime._agents``) until one of them changes."""
+their tools per process (``conversations.turns.setup.agents_loaded``) until one of them changes."""
 
 from __future__ import annotations
 

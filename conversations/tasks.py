@@ -9,6 +9,6 @@ from django.tasks import task
 
 @task()
 def continue_conversation(conversation_id: str) -> None:
-    from conversations.agent.runtime import process_conversation
+    from conversations.turns.engine import process_conversation
 
     async_to_sync(process_conversation)(conversation_id)

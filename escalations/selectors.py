@@ -11,11 +11,18 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
 from django.db.models import Case, IntegerField, QuerySet, Value, When
-from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from access.roles import SUPERVISOR
-from conversations.models import Conversation, Interrupt, Message, ToolCall
+from conversations.models import Conversation, Interrupt, Message
+from conversations.selectors import (
+    conversation_get_for_handoff,
+    customer_messages_summary,
+    interrupts_of,
+    interrupts_pending_for_staff,
+    messages_after,
+    tool_calls_of,
+)
 from escalations.models import Escalation
 from escalations.packet import PacketFacts
 
@@ -107,38 +114,18 @@ def escalations_open_on_closed_conversations() -> QuerySet[Escalation]:
 
 
 def staff_interrupts_pending(*, conversation_id: UUID | str | None = None) -> list[Interrupt]:
-    interrupts = Interrupt.objects.filter(
-        status=Interrupt.Status.PENDING,
-        approver=Interrupt.Approver.STAFF,
-        expires_at__gt=timezone.now(),
-    ).order_by("created_at")
-    if conversation_id is not None:
-        interrupts = interrupts.filter(conversation_id=conversation_id)
-    return list(interrupts[:QUEUE_LIMIT])
-
-
-def conversations_ai_active(*, limit: int = 20) -> list[Conversation]:
-    """Recent conversations the AI holds, which staff may take over."""
-    states = (Conversation.State.AI_ACTIVE, Conversation.State.AWAITING_APPROVAL)
-    return list(Conversation.objects.filter(state__in=states).order_by("-updated_at")[:limit])
+    return interrupts_pending_for_staff(conversation_id=conversation_id, limit=QUEUE_LIMIT)
 
 
 def handoff_messages(*, conversation_id: UUID | str) -> list[Message]:
     """The conversation's whole timeline (messages, tool calls and results, interrupts,
     escalation and staff items are all durable messages), in order."""
-    return list(Message.objects.filter(conversation_id=conversation_id).order_by("seq"))
+    return messages_after(conversation_id=conversation_id, after=0, limit=None)
 
 
 def packet_facts_get(*, conversation_id: UUID | str) -> PacketFacts:
-    conversation = Conversation.objects.select_related("user", "current_agent").get(
-        pk=conversation_id
-    )
-    customer = Message.objects.filter(
-        conversation_id=conversation_id, role=Message.Role.USER, kind=Message.Kind.MESSAGE
-    )
-    first = customer.order_by("seq").first()
-    last = customer.order_by("-seq").first()
-    picked = [m for m in dict.fromkeys([first, last]) if m is not None]
+    conversation = conversation_get_for_handoff(conversation_id=conversation_id)
+    customer = customer_messages_summary(conversation_id=conversation_id)
     user = conversation.user
     return PacketFacts(
         conversation_id=str(conversation.pk),
@@ -150,9 +137,10 @@ def packet_facts_get(*, conversation_id: UUID | str) -> PacketFacts:
         context=dict(conversation.context),
         agent=conversation.current_agent.name if conversation.current_agent else "",
         customer_messages=[
-            {"seq": m.seq, "content": m.content, "at": m.created_at.isoformat()} for m in picked
+            {"seq": m.seq, "content": m.content, "at": m.created_at.isoformat()}
+            for m in customer.first_and_last
         ],
-        customer_message_count=customer.count(),
+        customer_message_count=customer.count,
         turn_count=conversation.turn_count,
         tool_calls=[
             {
@@ -164,9 +152,7 @@ def packet_facts_get(*, conversation_id: UUID | str) -> PacketFacts:
                 "error": call.error_message,
                 "at": call.created_at.isoformat(),
             }
-            for call in ToolCall.objects.filter(conversation_id=conversation_id).order_by(
-                "created_at"
-            )
+            for call in tool_calls_of(conversation_id=conversation_id)
         ],
         interrupts=[
             {
@@ -179,9 +165,7 @@ def packet_facts_get(*, conversation_id: UUID | str) -> PacketFacts:
                 "policy_reason": item.policy_reason,
                 "at": item.created_at.isoformat(),
             }
-            for item in Interrupt.objects.filter(conversation_id=conversation_id).order_by(
-                "created_at"
-            )
+            for item in interrupts_of(conversation_id=conversation_id)
         ],
     )
 

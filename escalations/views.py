@@ -21,6 +21,7 @@ from config.errors import ApplicationError
 from conversations.interrupts import interrupt_decide, interrupt_edit_arguments
 from conversations.models import Conversation, Interrupt
 from conversations.realtime import message_frame
+from conversations.selectors import conversations_ai_active
 from escalations import services
 from escalations.models import Escalation
 from escalations.realtime import escalation_summary, interrupt_summary, staff_name
@@ -28,7 +29,6 @@ from escalations.selectors import (
     ACT_PERMISSION,
     DECIDE_PERMISSION,
     VIEW_PERMISSION,
-    conversations_ai_active,
     escalation_get,
     escalation_queue,
     handoff_messages,

@@ -505,9 +505,9 @@ class OperationAdmin(admin.ModelAdmin):
     def tool_name_view(self, operation: Operation) -> str:
         """Warned at review: another spec has the same operationId, so the model sees a longer,
         unique name (issue 15 item 7)."""
-        from openapi_import.selectors import operation_tool_names
+        from openapi_import.selectors import operation_tool_name, shared_operation_ids
 
-        name = operation_tool_names([operation])[operation.pk]
+        name = operation_tool_name(operation, shared_operation_ids())
         if name == operation.operation_id:
             return name
         return f"⚠ {name} (another spec also has operationId {operation.operation_id!r})"

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from openapi_import.parsing.types import ParsedOperation
+from openapi_import.vocabulary import READ_VERBS, AccessType, Approval, split_words
 
 __all__ = [
     "ACCESS_LEVELS",
@@ -27,8 +28,8 @@ __all__ = [
     "split_words",
 ]
 
-ACCESS_LEVELS: tuple[str, ...] = ("read", "write", "destructive")
-APPROVALS: tuple[str, ...] = ("none", "user", "staff")
+ACCESS_LEVELS: tuple[str, ...] = tuple(AccessType)
+APPROVALS: tuple[str, ...] = tuple(Approval)
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _CONSEQUENTIAL = "x-openai-isConsequential"
@@ -37,8 +38,8 @@ _VERSION = re.compile(r"v?\d+([._-]\d+)*(beta\d*|alpha\d*)?", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Classification:
-    access: str
-    approval: str
+    access: AccessType
+    approval: Approval
     confidence: float
     agent_group: str
     customer_parameters: tuple[str, ...]
@@ -89,28 +90,7 @@ class ClassificationPolicy:
         "capture",
         "buy",
     )
-    read_words: tuple[str, ...] = (
-        "search",
-        "scan",
-        "list",
-        "find",
-        "query",
-        "lookup",
-        "look_up",
-        "get",
-        "count",
-        "export",
-        "fetch",
-        "download",
-        "retrieve",
-        "show",
-        "view",
-        "describe",
-        "preview",
-        "estimate",
-        "calculate",
-        "validate",
-    )
+    read_words: tuple[str, ...] = READ_VERBS
     # Prefixes of action-style names (DynamoDB BatchGetItem, TransactGetItems, bulkGet...): the
     # verb is the word after them.
     action_prefixes: tuple[str, ...] = ("batch", "transact", "bulk", "multi")
@@ -286,13 +266,6 @@ class ClassificationPolicy:
 DEFAULT_POLICY = ClassificationPolicy()
 
 
-def split_words(text: str) -> list[str]:
-    """``getPetById`` / ``get_pet-by.id`` / ``HTTPServer`` -> lower-case words."""
-    text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
-    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", text)
-    return [w.lower() for w in re.split(r"[^A-Za-z0-9]+", text) if w]
-
-
 def _inflections(word: str) -> frozenset[str]:
     """Forms of a verb/noun we accept: delete -> deletes/deleted/deleting/deletion ..."""
     forms = {word, f"{word}s", f"{word}es", f"{word}ed", f"{word}ing", f"{word}er", f"{word}ers"}
@@ -464,8 +437,8 @@ def classify(
     customer = tuple(p for p in _customer_parameters(op, lex) if p not in credentials)
     if op.is_webhook:
         return Classification(
-            "read",
-            "none",
+            AccessType.READ,
+            Approval.NONE,
             1.0,
             group,
             (),
@@ -478,15 +451,15 @@ def classify(
 
     # 1. The HTTP method sets the baseline.
     if method in _READ_METHODS:
-        access, confidence = "read", 0.9
+        access, confidence = AccessType.READ, 0.9
     elif method == "DELETE":
-        access, confidence = "destructive", 0.95
+        access, confidence = AccessType.DESTRUCTIVE, 0.95
     elif method in _WRITE_METHODS:
-        access, confidence = "write", 0.9
+        access, confidence = AccessType.WRITE, 0.9
     else:
-        access, confidence = "write", 0.5
+        access, confidence = AccessType.WRITE, 0.5
     reasons.append(f"{method} method → {access}")
-    is_read_method = access == "read"
+    is_read_method = access == AccessType.READ
 
     destructive = wording.find(lex.destructive)
     staff = wording.find(lex.staff)
@@ -504,12 +477,12 @@ def classify(
         if is_read_method:
             verbs = wording.action_hits(lex.destructive)
             if verbs and not reading_verb:
-                access, confidence = "destructive", 0.5
+                access, confidence = AccessType.DESTRUCTIVE, 0.5
                 reasons.append(
                     f"{method} whose wording says '{verbs[0]}' → treated as destructive (flagged: "
                     "a read method should not change anything)"
                 )
-        elif access == "destructive":
+        elif access == AccessType.DESTRUCTIVE:
             confidence = max(confidence, 0.95)
             reasons.append(f"{_describe(destructive)} → destructive (agrees with the method)")
         elif creating_verb and not wording.leading_hits(lex.destructive):
@@ -518,7 +491,7 @@ def classify(
                 f"{_describe(destructive)}, but the action is '{creating_verb[0]}' → stays write"
             )
         else:
-            access, confidence = "destructive", 0.8
+            access, confidence = AccessType.DESTRUCTIVE, 0.8
             reasons.append(f"{_describe(destructive)} → destructive")
 
     # 3. Money. Staff words move money out of the business; reading about it does not.
@@ -529,10 +502,10 @@ def classify(
             policy.staff_words_on_reads
             or (bool(wording.action_hits(lex.staff)) and not reading_verb)
         )
-        if not is_read_method or acting_read or access != "read":
+        if not is_read_method or acting_read or access != AccessType.READ:
             moves_money_out = True
-            if access == "read":
-                access, confidence = "write", 0.5
+            if access == AccessType.READ:
+                access, confidence = AccessType.WRITE, 0.5
                 reasons.append(
                     f"{method} whose wording says '{hits[0][0]}' → treated as write (flagged)"
                 )
@@ -542,13 +515,13 @@ def classify(
         else:
             confidence = min(confidence, 0.8)
             reasons.append(f"{_describe(hits)} on a plain {method} → only reads; no approval")
-    money_in = bool(money or money_fields) and access != "read"
+    money_in = bool(money or money_fields) and access != AccessType.READ
     if money_in:
         detail = _describe(money) if money else "body fields " + ", ".join(money_fields)
         reasons.append(f"{detail} → money involved: at least user approval")
 
     # 4. A POST whose action is search/list/find/... and nothing else says it writes.
-    if method == "POST" and access == "write" and not (moves_money_out or money_in):
+    if method == "POST" and access == AccessType.WRITE and not (moves_money_out or money_in):
         verbs = wording.action_hits(lex.read)
         # Write verbs anywhere in the id or path ("searchAndSend") contradict a read; summaries
         # are prose ("the data set"), so only their first word counts.
@@ -557,36 +530,40 @@ def classify(
             base_only=True,
         )
         if verbs and not writes:
-            access, confidence = "read", 0.6
+            access, confidence = AccessType.READ, 0.6
             reasons.append(f"POST search that only reads ('{verbs[0]}') → read, lower confidence")
 
     # 5. Approval from the access level and money.
-    approval = {"read": "none", "write": "user", "destructive": "user"}[access]
+    approval = {
+        AccessType.READ: Approval.NONE,
+        AccessType.WRITE: Approval.USER,
+        AccessType.DESTRUCTIVE: Approval.USER,
+    }[access]
     if moves_money_out:
-        approval = "staff"
-    elif money_in and approval == "none":
-        approval = "user"
+        approval = Approval.STAFF
+    elif money_in and approval == Approval.NONE:
+        approval = Approval.USER
 
     # 6. The spec author's explicit flag (OpenAI plugin convention).
     flag = op.extensions.get(_CONSEQUENTIAL)
     if flag is True:
-        if access == "read":
-            access, confidence = "write", min(confidence, 0.7)
-        if approval == "none":
-            approval = "user"
+        if access == AccessType.READ:
+            access, confidence = AccessType.WRITE, min(confidence, 0.7)
+        if approval == Approval.NONE:
+            approval = Approval.USER
         reasons.append(f"{_CONSEQUENTIAL}: true → at least write with user approval")
     elif flag is False and not is_read_method:
-        if access == "destructive":
+        if access == AccessType.DESTRUCTIVE:
             reasons.append(f"{_CONSEQUENTIAL}: false ignored: destructive keeps user approval")
         elif moves_money_out or money_in:
             reasons.append(f"{_CONSEQUENTIAL}: false ignored: money is involved")
         else:
-            approval = "none"
+            approval = Approval.NONE
             reasons.append(f"{_CONSEQUENTIAL}: false → no approval (not destructive)")
 
     # Invariant, whatever the policy lists say: destroying something is never unapproved.
-    if access == "destructive" and approval == "none":
-        approval = "user"
+    if access == AccessType.DESTRUCTIVE and approval == Approval.NONE:
+        approval = Approval.USER
     return Classification(
         access=access,
         approval=approval,

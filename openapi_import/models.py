@@ -3,25 +3,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from openapi_import.vocabulary import (
+    ACCESS_LABELS,
+    APPROVAL_LABELS,
+    IDENTITY_ROLE_LABELS,
+    AccessType,
+    Approval,
+    IdentityRole,
+    choices,
+)
 
-class AccessType(models.TextChoices):
-    READ = "read", "Read"
-    WRITE = "write", "Write"
-    DESTRUCTIVE = "destructive", "Destructive"
-
-
-class Approval(models.TextChoices):
-    NONE = "none", "None"
-    USER = "user", "Customer approves"
-    STAFF = "staff", "Staff approve"
-
-
-class IdentityRole(models.TextChoices):
-    """How an operation takes part in verifying the customer inside the chat (SPEC §3)."""
-
-    NONE = "", "None"
-    VERIFY_START = "verify_start", "Starts verification (sends a one-time code)"
-    VERIFY_CONFIRM = "verify_confirm", "Confirms verification (its result names the customer)"
+__all__ = ["AccessType", "ApiSpec", "Approval", "IdentityRole", "ImportJob", "Operation"]
 
 
 class ApiSpec(models.Model):
@@ -151,8 +143,8 @@ class Operation(models.Model):
     extensions = models.JSONField(default=dict, blank=True)
     fingerprint = models.CharField(max_length=64)
 
-    access_type = models.CharField(max_length=12, choices=AccessType.choices)
-    approval = models.CharField(max_length=8, choices=Approval.choices)
+    access_type = models.CharField(max_length=12, choices=choices(ACCESS_LABELS))
+    approval = models.CharField(max_length=8, choices=choices(APPROVAL_LABELS))
     agent_group = models.CharField(max_length=50, blank=True)
     customer_parameters = models.JSONField(default=list, blank=True)
     # Parameter property (or "header:<Name>") -> identity claim ("customer.id", "customer.email",
@@ -163,7 +155,7 @@ class Operation(models.Model):
     # Reads personal data: unavailable until the customer is verified (writes always are).
     personal_data = models.BooleanField(default=False)
     identity_role = models.CharField(
-        max_length=20, choices=IdentityRole.choices, default=IdentityRole.NONE, blank=True
+        max_length=20, choices=choices(IDENTITY_ROLE_LABELS), default=IdentityRole.NONE, blank=True
     )
     # Approval that depends on an argument: [{"when": {"argument": "amount", "op": ">",
     # "value": 50}, "approver": "staff"}]; the first matching rule wins over ``approval``
@@ -175,8 +167,8 @@ class Operation(models.Model):
     # Properties that carry credentials: never filled by the model, only from the spec's
     # upstream credentials.
     credential_parameters = models.JSONField(default=list, blank=True)
-    suggested_access_type = models.CharField(max_length=12, choices=AccessType.choices)
-    suggested_approval = models.CharField(max_length=8, choices=Approval.choices)
+    suggested_access_type = models.CharField(max_length=12, choices=choices(ACCESS_LABELS))
+    suggested_approval = models.CharField(max_length=8, choices=choices(APPROVAL_LABELS))
     confidence = models.FloatField(default=0.0)
     reasons = models.JSONField(default=list, blank=True)
     overridden_fields = models.JSONField(default=list, blank=True)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from openapi_import.models import ApiSpec, ImportJob, Operation
 
@@ -56,22 +56,30 @@ def operations_available_as_tools(*, spec_ids: list[int] | None = None) -> Query
     return operations
 
 
-def operation_tool_names(operations: list[Operation]) -> dict[int, str]:
-    """The tool name the model sees for each operation (by pk): its ``operationId``, unless
-    another live spec has the same one (``conversations.llm.toolnames``)."""
-    from conversations.llm.toolnames import unique_tool_names
+def shared_operation_ids() -> set[str]:
+    """Operation ids that more than one live spec has: as tool names they would shadow each
+    other (issue 15 item 7)."""
+    rows = (
+        Operation.objects.filter(removed_at__isnull=True)
+        .values("operation_id")
+        .annotate(specs=Count("spec_id", distinct=True))
+        .filter(specs__gt=1)
+        .values_list("operation_id", flat=True)
+    )
+    return set(rows)
 
-    ids = {operation.operation_id for operation in operations}
-    others = (
-        Operation.objects.filter(operation_id__in=ids, removed_at__isnull=True)
-        .exclude(pk__in=[operation.pk for operation in operations])
-        .select_related("spec")
+
+def operation_tool_name(operation: Operation, shared: set[str]) -> str:
+    """The tool name the model sees: the ``operationId``, or with its spec before it when
+    another live spec has the same one (``conversations.llm.toolnames``)."""
+    from conversations.llm.toolnames import tool_name
+
+    return tool_name(
+        spec_key=str(operation.spec_id),
+        spec_title=operation.spec.title,
+        operation_id=operation.operation_id,
+        shared=operation.operation_id in shared,
     )
-    everything = [*operations, *others]
-    names = unique_tool_names(
-        [(str(op.spec_id), op.spec.title, op.operation_id) for op in everything]
-    )
-    return {op.pk: name for op, name in zip(everything, names, strict=True)}
 
 
 # Host names that only ever mean a private network (no DNS lookup at review time).

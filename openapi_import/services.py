@@ -478,8 +478,8 @@ def _report(
             "unchanged": len(diff["unchanged"]),
         },
         "classification": {
-            "access": {k: access.get(k, 0) for k in AccessType.values},
-            "approval": {k: approval.get(k, 0) for k in Approval.values},
+            "access": {k: access.get(k, 0) for k in AccessType},
+            "approval": {k: approval.get(k, 0) for k in Approval},
         },
         "timings_ms": timings,
     }
@@ -495,9 +495,9 @@ def operation_update(*, operation: Operation, user: User, **changes: Any) -> Ope
         raise ApplicationError(
             ErrorCode.VALIDATION_ERROR, f"Not editable: {', '.join(sorted(unknown))}."
         )
-    if "access_type" in changes and changes["access_type"] not in AccessType.values:
+    if "access_type" in changes and changes["access_type"] not in set(AccessType):
         raise ApplicationError(ErrorCode.VALIDATION_ERROR, "Unknown access type.")
-    if "approval" in changes and changes["approval"] not in Approval.values:
+    if "approval" in changes and changes["approval"] not in set(Approval):
         raise ApplicationError(ErrorCode.VALIDATION_ERROR, "Unknown approval.")
     if "approval_rules" in changes:
         changes["approval_rules"] = _approval_rules_clean(changes["approval_rules"])
@@ -516,7 +516,7 @@ def operation_update(*, operation: Operation, user: User, **changes: Any) -> Ope
             )
         except ValueError as exc:
             raise _field_error("identity_bindings", str(exc)) from None
-    if changes.get("identity_role", "") not in IdentityRole.values:
+    if changes.get("identity_role", "") not in set(IdentityRole):
         raise ApplicationError(ErrorCode.VALIDATION_ERROR, "Unknown identity role.")
     if changes.get("enabled") and operation.removed_at is not None:
         raise ApplicationError(

@@ -19,6 +19,8 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from openapi_import.vocabulary import split_words
+
 __all__ = [
     "CONTEXT_CODE",
     "CONTEXT_EMAIL",
@@ -458,14 +460,6 @@ def _unique[T](values: Iterable[T]) -> list[T]:
 
 
 # -- JSON Schema helpers -------------------------------------------------------------------------
-
-
-def split_words(name: str) -> list[str]:
-    """``getOrderTracking`` → ``["get", "order", "tracking"]``; ``Idempotency-Key`` and
-    ``order_number`` split on punctuation."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", spaced)
-    return [word.lower() for word in re.split(r"[^A-Za-z0-9]+", spaced) if word]
 
 
 def schema_types(schema: Mapping[str, Any]) -> list[str]:

@@ -8,7 +8,23 @@ so the customer can verify inside the chat.
 
 from __future__ import annotations
 
-from openapi_import.models import AccessType, IdentityRole, Operation
+from typing import Any, Protocol
+
+from openapi_import.vocabulary import AccessType, IdentityRole
+
+
+class Operation(Protocol):
+    """What the rules read of an imported operation (``openapi_import.models.Operation``)."""
+
+    @property
+    def access_type(self) -> str: ...
+    @property
+    def identity_role(self) -> str: ...
+    @property
+    def personal_data(self) -> bool: ...
+    @property
+    def identity_bindings(self) -> Any: ...
+
 
 VERIFICATION_OFFER = (
     "I can only do that for a verified customer, and I don't know yet who you are. "

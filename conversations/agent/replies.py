@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from conversations.agent.extraction import property_category, split_words
+from openapi_import.vocabulary import READ_VERB_WORDS
 
 __all__ = [
     "ESCALATION_REPLY",
@@ -43,11 +44,11 @@ ESCALATION_REPLY = (
 _MAX_VALUE = 120  # characters of any one echoed value
 _LIST_SHOWN = 3
 
-_VERBS = frozenset(
+# Verbs that lead an operation's name: the read verbs of the shared vocabulary and the actions.
+_VERBS = READ_VERB_WORDS | frozenset(
     {
-        "get", "list", "create", "update", "delete", "cancel", "apply", "check", "track", "find",
-        "search", "fetch", "retrieve", "add", "remove", "set", "post", "put", "patch", "read",
-        "show", "issue", "send", "make", "lookup", "validate", "redeem",
+        "create", "update", "delete", "cancel", "apply", "track", "add", "remove", "set",
+        "post", "put", "patch", "issue", "send", "make", "redeem",
     }
 )  # fmt: skip
 _NOT_NOUNS = frozenset({"tracking", "status", "details", "detail", "info", "by", "for", "of"})
@@ -123,7 +124,7 @@ def summarize_result(
 
 def _is_read(operation: str) -> bool:
     words = split_words(operation)
-    return bool(words) and words[0] in {"get", "list", "search", "find", "check", "show", "read"}
+    return bool(words) and words[0] in READ_VERB_WORDS
 
 
 def _noun(operation: str) -> str:

@@ -28,6 +28,7 @@ from conversations.agent.extraction import (
     split_words,
 )
 from conversations.llm.types import ToolSpec
+from openapi_import.vocabulary import READ_VERB_WORDS
 
 __all__ = [
     "TOOL_THRESHOLD",
@@ -115,9 +116,6 @@ _PHRASES = (
 )
 _ACTION_CONCEPTS = frozenset(
     {"track", "cancel", "refund", "apply", "lookup", "list", "valid", "update", "human"}
-)
-_READ_VERBS = frozenset(
-    {"get", "list", "search", "find", "show", "check", "read", "fetch", "retrieve", "lookup"}
 )
 # "I want a refund" asks for an action; "has my refund gone through?" asks about the state.
 _REQUEST_WORDS = frozenset({"want", "need", "like", "please", "give", "request", "wish", "asap"})
@@ -279,7 +277,7 @@ def action_asked_about(text: str) -> str | None:
 def is_read_tool(tool: ToolSpec) -> bool:
     """Whether a tool only reads, judged by its name's first word (get, list, search, ...)."""
     words = split_words(tool.name)
-    return bool(words) and words[0] in _READ_VERBS
+    return bool(words) and words[0] in READ_VERB_WORDS
 
 
 def is_new_request(text: str, tools: Sequence[ToolSpec], *, operation: str | None = None) -> bool:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
-from collections.abc import Sequence
 
 MAX_LENGTH = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_-]+")
@@ -31,17 +29,9 @@ def safe_name(name: str) -> str:
     return f"{cleaned[: MAX_LENGTH - 9]}_{digest}"
 
 
-def unique_tool_names(operations: Sequence[tuple[str, str, str]]) -> list[str]:
-    """One name per ``(spec key, spec title, operation id)``, in order. ``spec key`` tells specs
-    apart (their id) when two have the same title."""
-    per_id = Counter(operation_id for _, _, operation_id in dict.fromkeys(operations))
-    specs_per_id: dict[str, set[str]] = {}
-    for key, _, operation_id in operations:
-        specs_per_id.setdefault(operation_id, set()).add(key)
-    names = []
-    for key, title, operation_id in operations:
-        if per_id[operation_id] <= 1 or len(specs_per_id[operation_id]) <= 1:
-            names.append(safe_name(operation_id))
-        else:
-            names.append(safe_name(f"{slug(title) or 'spec'}_{key}__{operation_id}"))
-    return names
+def tool_name(*, spec_key: str, spec_title: str, operation_id: str, shared: bool) -> str:
+    """The operation's tool name; ``shared``: another live spec has the same operation id, so
+    the spec (title slug and key, which tells apart specs of the same title) goes before it."""
+    if not shared:
+        return safe_name(operation_id)
+    return safe_name(f"{slug(spec_title) or 'spec'}_{spec_key}__{operation_id}")

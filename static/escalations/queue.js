@@ -156,7 +156,7 @@
         tr.dataset.interruptId = item.id;
         const what = make("td", "", item.summary);
         what.append(make("div", "esc-preview", item.edited ? `${item.operation} (edited)` : item.operation));
-        const expires = make("time", "", item.expires_at);
+        const expires = make("time", "", new Date(item.expires_at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }));
         expires.dateTime = item.expires_at;
         const cell = make("td");
         cell.append(expires);

@@ -15,13 +15,13 @@ from django.utils import timezone
 
 from analytics.models import Event
 from config.errors import ApplicationError
-from conversations.agent import runtime
 from conversations.agent.backends import set_registry
-from conversations.agent.runtime import wait_idle
 from conversations.interrupts import interrupt_decide
 from conversations.llm.registry import BackendConfig, BackendRegistry
 from conversations.models import Agent, Conversation, Interrupt, ToolCall
 from conversations.recovery import pending_work_process
+from conversations.turns import engine
+from conversations.turns.engine import wait_idle
 from demo_shop.models import Order, OrderEvent, OrderItem
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 from tests.support.openai_server import (
@@ -198,7 +198,7 @@ def test_racing_approvals_execute_once(
             finally:
                 interrupt = Interrupt.objects.get(pk=frame["interrupt_id"])
             # Skip the conversation lock on purpose: the claim alone must keep it to one run.
-            async_to_sync(runtime.resume_turn)(str(conversation.pk), interrupt)
+            async_to_sync(engine.resume_turn)(str(conversation.pk), interrupt)
         except BaseException as exc:
             errors.append(exc)
         finally:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations.agent.runtime import wait_idle
 from conversations.models import Conversation, Interrupt, Message, ToolCall, Turn
+from conversations.turns.engine import wait_idle
 from demo_shop.models import Order, OrderEvent
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 

@@ -10,8 +10,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
-from conversations.agent.runtime import wait_idle
 from conversations.models import Conversation, Message, Turn
+from conversations.turns.engine import wait_idle
 from tests.conversations.chat import connect, frames_until, turn_ended
 
 pytestmark = pytest.mark.django_db(transaction=True)

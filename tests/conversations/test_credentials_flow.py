@@ -10,9 +10,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.agent.backends import set_registry
-from conversations.agent.runtime import wait_idle
 from conversations.llm.registry import BackendConfig, BackendRegistry
 from conversations.models import Conversation, ToolCall
+from conversations.turns.engine import wait_idle
 from openapi_import.models import Operation
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 from tests.support.openai_server import OpenAITestServer, stream_reply, tool_call, tool_calls_reply

@@ -16,7 +16,6 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from config.errors import ApplicationError
-from conversations.agent.runtime import wait_idle
 from conversations.identity import (
     conversation_create_for_customer,
     identity_token_sign,
@@ -26,6 +25,7 @@ from conversations.interrupts import interrupt_decide_by_customer
 from conversations.llm.registry import BackendConfig, BackendRegistry
 from conversations.models import Conversation, Interrupt, ToolCall
 from conversations.tools import model_schema, prepare_request
+from conversations.turns.engine import wait_idle
 from demo_shop.models import Order, VerificationCode
 from openapi_import.models import Operation
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer

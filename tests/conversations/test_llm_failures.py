@@ -16,14 +16,15 @@ from asgiref.sync import sync_to_async
 from structlog.testing import capture_logs
 
 from analytics.models import Event
-from conversations.agent import runtime
-from conversations.agent.runtime import REPAIR_FAILED, wait_idle
 from conversations.llm import UNAVAILABLE_MESSAGE, BackendConfig, ChatMessage, ErrorKind, LLMError
 from conversations.llm import registry as registry_module
 from conversations.llm.openai_backend import OpenAIBackend
 from conversations.model_backends import DELAYED_MESSAGE, get_registry, set_registry
 from conversations.models import Agent, Conversation, Message, ToolCall, Turn
 from conversations.services import conversation_start
+from conversations.turns import engine, steps
+from conversations.turns.engine import wait_idle
+from conversations.turns.steps import REPAIR_FAILED
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 from tests.support.openai_server import (
     OpenAITestServer,
@@ -88,7 +89,11 @@ def _replies(frames: list[dict[str, Any]]) -> list[tuple[str, str]]:
 @pytest.fixture
 def registry_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     monkeypatch.setattr(registry_module, "logger", structlog.get_logger(registry_module.__name__))
-    monkeypatch.setattr(runtime, "logger", structlog.get_logger(runtime.__name__))
+    monkeypatch.setattr(engine, "logger", structlog.get_logger(engine.__name__))
+    monkeypatch.setattr(steps, "logger", structlog.get_logger(steps.__name__))
+    from conversations import model_backends
+
+    monkeypatch.setattr(model_backends, "logger", structlog.get_logger(model_backends.__name__))
     with capture_logs() as logs:
         yield logs
 
@@ -439,14 +444,14 @@ async def test_same_operation_id_in_two_specs_gets_two_names_and_the_right_serve
 
 
 def test_tool_names_keep_the_length_and_character_rules() -> None:
-    from conversations.llm.toolnames import safe_name, unique_tool_names
+    from conversations.llm.toolnames import safe_name, tool_name
 
     long = "x" * 80
-    names = unique_tool_names([("1", "Shop API", long), ("2", "Shop API", long), ("1", "S", "ok")])
-    assert names[2] == "ok"
-    assert names[0] != names[1] and all(len(n) <= 64 for n in names)
+    one = tool_name(spec_key="1", spec_title="Shop API", operation_id=long, shared=True)
+    two = tool_name(spec_key="2", spec_title="Shop API", operation_id=long, shared=True)
+    assert one != two and len(one) <= 64 and len(two) <= 64
+    assert tool_name(spec_key="1", spec_title="S", operation_id="ok", shared=False) == "ok"
     assert safe_name("get order/v2.json") == "get_order_v2_json"
-    assert unique_tool_names([("1", "A", "a"), ("2", "B", "b")]) == ["a", "b"]
 
 
 def test_the_review_warns_when_a_tool_name_was_changed(demo: Any) -> None:

@@ -19,11 +19,12 @@ from django.test.utils import CaptureQueriesContext
 from analytics.models import Event
 from config import versions
 from conversations import realtime
-from conversations.agent import runtime
 from conversations.agents import agents_load, template_text
+from conversations.llm.registry import BackendRegistry
 from conversations.llm.types import Completion, Done, TokenDelta, Usage
 from conversations.model_backends import AgentRoute
 from conversations.models import Agent, Conversation, Turn
+from conversations.turns import engine, setup, steps
 from openapi_import.models import Operation
 from openapi_import.services import operations_bulk_update
 from tests.conversations.chat import connect, frames_until, turn_ended
@@ -74,14 +75,14 @@ def published(monkeypatch: Any) -> list[list[dict[str, Any]]]:
 async def stream(conversation: Conversation, registry: Scripted) -> None:
     turn = Turn(pk=1, conversation_id=conversation.pk)
     box = realtime.Outbox()
-    token = runtime._outbox.set(box)
+    token = engine._outbox.set(box)
     try:
-        completion = await runtime._stream_completion(
-            str(conversation.pk), turn, registry, [], [], AgentRoute()
+        completion = await engine._stream_completion(
+            str(conversation.pk), turn, cast(BackendRegistry, registry), [], [], AgentRoute()
         )
         await box.flush()
     finally:
-        runtime._outbox.reset(token)
+        engine._outbox.reset(token)
     assert completion.text == "".join(registry.words)
 
 
@@ -98,7 +99,7 @@ async def test_a_fast_stream_goes_out_in_one_frame(
 async def test_a_slow_stream_goes_out_as_it_comes(
     conversation: Conversation, published: list[Any], monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(runtime, "TOKEN_FLUSH_SECONDS", 0.01)
+    monkeypatch.setattr(engine, "TOKEN_FLUSH_SECONDS", 0.01)
     words = ["one ", "two ", "three ", "four "]
     await stream(conversation, Scripted(words, pause=0.03))
     tokens = [f["delta"] for batch in published for f in batch if f["type"] == "token"]
@@ -143,7 +144,7 @@ def _agents_queries() -> int:
     """Queries beyond reading the stamp (one primary-key read when it lives in the database)."""
     stamp_queries = 0 if django_settings.REDIS_URL else 1
     with CaptureQueriesContext(connection) as queries:
-        runtime._agents()
+        setup.agents_loaded()
     return len(queries) - stamp_queries
 
 
@@ -158,7 +159,7 @@ def test_enabled_agents_are_kept_until_something_changes(settings: Any) -> None:
     agent.description = "Something else entirely"
     agent.save()
     assert _agents_queries() > 0  # a saved agent reaches every process
-    assert [s.agent.description for s in runtime._agents() if s.agent.pk == agent.pk] == [
+    assert [s.agent.description for s in setup.agents_loaded() if s.agent.pk == agent.pk] == [
         "Something else entirely"
     ]
     assert _agents_queries() == 0
@@ -177,7 +178,7 @@ def test_enabled_agents_are_kept_until_something_changes(settings: Any) -> None:
 def test_the_cache_has_a_time_limit(settings: Any) -> None:
     settings.AGENT_CACHE_SECONDS = 0
     agents_load(text=template_text("ecommerce"))
-    runtime._agents()
+    setup.agents_loaded()
     assert versions.current(versions.AGENT_TOOLS) is not None
     assert _agents_queries() > 0
     assert _agents_queries() > 0
@@ -193,7 +194,7 @@ async def test_routing_that_fails_in_the_claiming_trip_still_fails_the_turn_visi
     def broken(*args: Any) -> Any:
         raise RuntimeError("routing broke")
 
-    monkeypatch.setattr(runtime, "_prepare_intent", broken)
+    monkeypatch.setattr(steps, "intent_route", broken)
     ws, _ = await connect(conversation.pk, "visitor-a")
     await ws.send_json_to({"type": "message", "client_id": "c1", "content": "hello there"})
     frames = await frames_until(ws, turn_ended)

@@ -12,8 +12,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations import tools
-from conversations.agent.runtime import wait_idle
 from conversations.models import Conversation, ToolCall
+from conversations.turns.engine import wait_idle
 from escalations.models import Escalation
 from openapi_import.models import ApiSpec
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer

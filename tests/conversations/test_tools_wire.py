@@ -15,7 +15,7 @@ import pytest
 import structlog
 
 from conversations import tools
-from conversations.agent.runtime import tool_spec
+from conversations.turns.setup import tool_spec
 from openapi_import.models import ApiSpec, Operation
 from openapi_import.services import import_job_create
 from tests.openapi_import.stripe_style import stripe_style_spec

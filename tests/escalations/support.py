@@ -54,11 +54,11 @@ async def staff_connect(
 async def idle(within: float = 30) -> None:
     """Wait for the runtime's background turns started on this event loop. (Its own
     ``wait_idle`` also waits for tasks a previous test left on a loop that no longer runs.)"""
-    from conversations.agent import runtime
+    from conversations.turns import engine
 
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(within):
-        while pending := [t for t in runtime._tasks if t.get_loop() is loop and not t.done()]:
+        while pending := [t for t in engine._tasks if t.get_loop() is loop and not t.done()]:
             await asyncio.gather(*pending, return_exceptions=True)
 
 

@@ -212,18 +212,18 @@ class TurnSpy:
     races a read)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from conversations.agent import runtime
+        from conversations.turns import engine
 
         self.started = 0
         self.changed = asyncio.Event()
-        original = runtime.schedule_turns
+        original = engine.schedule_turns
 
-        def spy(conversation_id: str, *args: Any) -> None:
-            original(conversation_id, *args)
+        def spy(conversation_id: str, *args: Any, **kwargs: Any) -> None:
+            original(conversation_id, *args, **kwargs)
             self.started += 1
             self.changed.set()
 
-        monkeypatch.setattr(runtime, "schedule_turns", spy)
+        monkeypatch.setattr(engine, "schedule_turns", spy)
 
     async def next_turn(self, conversation: Conversation, seen: int) -> Turn:
         async with asyncio.timeout(5):

@@ -45,17 +45,23 @@ test_database_url.__test__ = False  # type: ignore[attr-defined]
 
 
 def start_daphnes(
-    count: int, log_dir: Path, settings_module: str = "config.settings.test"
+    count: int,
+    log_dir: Path,
+    settings_module: str = "config.settings.test",
+    *,
+    extra_env: dict[str, str] | None = None,
+    ports: list[int] | None = None,
 ) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
-    """``count`` Daphne processes on the test database and Redis (also used by bench/)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module}
+    """``count`` Daphne processes on the test database and Redis (also used by bench/), on
+    ``ports`` when given (so their URLs can be known before they start)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, **(extra_env or {})}
     env["DATABASE_URL"] = test_database_url()
     env["REDIS_URL"] = str(settings.REDIS_URL)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     daphne = Path(settings.BASE_DIR) / ".venv" / "bin" / "daphne"
-    processes, ports = [], []
-    for index in range(count):
-        port = free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    ports = list(ports) if ports is not None else [free_port() for _ in range(count)]
+    for index, port in enumerate(ports):
         log = (log_dir / f"daphne-{index}.log").open("wb")
         processes.append(
             subprocess.Popen(
@@ -66,7 +72,6 @@ def start_daphnes(
                 stderr=subprocess.STDOUT,
             )
         )
-        ports.append(port)
     deadline = time.monotonic() + STARTUP_SECONDS
     for process, port in zip(processes, ports, strict=True):
         while True:

@@ -314,7 +314,7 @@ def test_customer_messages_while_a_human_holds_it_get_no_ai_turn(
 ) -> None:
     from asgiref.sync import async_to_sync
 
-    from conversations.agent.runtime import process_conversation
+    from conversations.turns.engine import process_conversation
 
     escalation_claim(escalation=escalate(conversation.pk), user=support_agent)
     message, _ = user_message_receive(
