@@ -71,6 +71,12 @@ def _route(slug: str, **fields: Any) -> None:
     Agent.objects.filter(slug=slug).update(**fields)
 
 
+async def _ready(conversation: Conversation, **route: Any) -> None:
+    """The order-lookup agent on the given backend choices, and a verified customer."""
+    await sync_to_async(_route)("order-lookup", **route)
+    await sync_to_async(verify_customer)(conversation.pk)
+
+
 async def _chat(conversation: Conversation, text: str, visitor: str = "visitor-a") -> list[Any]:
     ws, _ = await connect(conversation.pk, visitor)
     await ws.send_json_to({"type": "message", "client_id": "c1", "content": text})
@@ -145,8 +151,7 @@ async def test_hung_server_gets_a_delayed_notice_then_the_fallback_answers(
           "retries": 2}]
     )  # fmt: skip
     await sync_to_async(set_registry)(None)
-    await sync_to_async(_route)("order-lookup", backend="alpha", fallback=["offline"])
-    await sync_to_async(verify_customer)(conversation.pk)
+    await _ready(conversation, backend="alpha", fallback=["offline"])
     alpha.default = text_reply("far too late", delay=8)
 
     started = time.monotonic()
@@ -186,8 +191,7 @@ async def test_no_fallback_fails_honestly_within_the_deadline(
     backends.LLM_DELAYED_NOTICE_SECONDS = 0
     # The handoff's assessment has its own backend: the hung one would cost it 3 s more.
     backends.LLM_ESCALATION_BACKEND = "offline"
-    await sync_to_async(_route)("order-lookup", backend="alpha", fallback=[])
-    await sync_to_async(verify_customer)(conversation.pk)
+    await _ready(conversation, backend="alpha", fallback=[])
     alpha.default = text_reply("late", delay=8)
     backends.LLM_BACKENDS = json.dumps(
         [{"name": "alpha", "base_url": alpha.url, "timeout": 30, "retries": 2}]
@@ -213,8 +217,7 @@ async def test_bad_arguments_are_sent_back_once_and_repaired(
     conversation: Conversation,
     registry_logs: list[dict[str, Any]],
 ) -> None:
-    await sync_to_async(_route)("order-lookup", backend="alpha")
-    await sync_to_async(verify_customer)(conversation.pk)
+    await _ready(conversation, backend="alpha")
     alpha.enqueue(
         tool_calls_reply(tool_call("getOrderTracking", '{"order_number": 10', id="bad")),
         tool_calls_reply(tool_call("getOrderTracking", {"order_number": 1042}, id="good")),
@@ -238,8 +241,7 @@ async def test_bad_arguments_are_sent_back_once_and_repaired(
 async def test_schema_violation_twice_fails_the_turn_honestly(
     backends: Any, alpha: OpenAITestServer, conversation: Conversation
 ) -> None:
-    await sync_to_async(_route)("order-lookup", backend="alpha", fallback=["offline"])
-    await sync_to_async(verify_customer)(conversation.pk)
+    await _ready(conversation, backend="alpha", fallback=["offline"])
     wrong = {"order_number": "not a number"}
     alpha.enqueue(
         tool_calls_reply(tool_call("getOrderTracking", wrong)),
@@ -258,8 +260,7 @@ async def test_an_invented_tool_is_answered_to_the_model_and_never_shown(
     conversation: Conversation,
     registry_logs: list[dict[str, Any]],
 ) -> None:
-    await sync_to_async(_route)("order-lookup", backend="alpha")
-    await sync_to_async(verify_customer)(conversation.pk)
+    await _ready(conversation, backend="alpha")
     alpha.enqueue(
         tool_calls_reply(tool_call("deleteAllOrders", {})),
         stream_reply(["I can look up your order instead."]),
@@ -280,8 +281,7 @@ async def test_an_invented_tool_is_answered_to_the_model_and_never_shown(
 async def test_think_blocks_are_never_the_reply_but_kept_for_the_record(
     backends: Any, alpha: OpenAITestServer, conversation: Conversation
 ) -> None:
-    await sync_to_async(_route)("order-lookup", backend="alpha")
-    await sync_to_async(verify_customer)(conversation.pk)
+    await _ready(conversation, backend="alpha")
     alpha.enqueue(
         stream_reply(["<thi", "nk>The user wants 1042.</th", "ink>\n\nOrder 1042 ", "is paid."])
     )
@@ -325,8 +325,7 @@ async def test_reasoning_content_is_kept_out_of_the_reply() -> None:
 async def test_a_failure_mid_stream_replaces_the_partial_text(
     backends: Any, alpha: OpenAITestServer, conversation: Conversation
 ) -> None:
-    await sync_to_async(_route)("order-lookup", backend="alpha", fallback=["offline"])
-    await sync_to_async(verify_customer)(conversation.pk)
+    await _ready(conversation, backend="alpha", fallback=["offline"])
     alpha.enqueue(
         stream_reply(["Your order ", "1042 was ", "refunded"], fail_after=2, failure="disconnect")
     )
@@ -426,8 +425,7 @@ async def test_same_operation_id_in_two_specs_gets_two_names_and_the_right_serve
     from conversations.llm.toolnames import MAX_LENGTH
 
     demo_op, clone = await sync_to_async(_second_spec_with_get_order)()
-    await sync_to_async(_route)("order-lookup", backend="alpha")
-    await sync_to_async(verify_customer)(conversation.pk)
+    await _ready(conversation, backend="alpha")
     shop_name = f"{demo_op.spec.title.lower().replace(' ', '_')}_{demo_op.spec_id}__getOrder"
     alpha.enqueue(
         tool_calls_reply(tool_call(shop_name, {"order_number": 1042})),
@@ -517,8 +515,7 @@ async def test_an_oversized_schema_is_trimmed_before_it_reaches_the_model(
 
     await sync_to_async(enlarge)()
     backends.LLM_TOOLS_MAX_BYTES = 4_000
-    await sync_to_async(_route)("order-lookup", backend="alpha")
-    await sync_to_async(verify_customer)(conversation.pk)
+    await _ready(conversation, backend="alpha")
     alpha.enqueue(stream_reply(["Which order?"]))
     await _chat(conversation, "show me order 1042")
     sent = alpha.chat_requests[0].json["tools"]
