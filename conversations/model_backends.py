@@ -76,15 +76,40 @@ def _sync[T](step: Callable[[], T]) -> T:
 # --- Shared breaker state ----------------------------------------------------------------------
 
 
-class CacheBreakerStore(BreakerStore):
+class _RememberingStore(BreakerStore):
+    """A shared store that trusts what this process last read or wrote for ``fresh_seconds``:
+    a call on a closed circuit then costs no round trip. Failures and state changes always
+    read and write the shared state under its lock, so counts add up across processes; only
+    a circuit another process opened may be seen up to ``fresh_seconds`` late."""
+
+    shared = True
+    FRESH_SECONDS = 5.0
+
+    def __init__(self, *, fresh_seconds: float | None = None) -> None:
+        super().__init__()
+        self.fresh_seconds = self.FRESH_SECONDS if fresh_seconds is None else fresh_seconds
+        self._seen: dict[str, tuple[float, BreakerSnapshot]] = {}
+
+    def peek(self, name: str) -> BreakerSnapshot | None:
+        seen = self._seen.get(name)
+        if seen is not None and time.monotonic() - seen[0] < self.fresh_seconds:
+            return seen[1]
+        return None
+
+    def _remember(self, name: str, snapshot: BreakerSnapshot) -> BreakerSnapshot:
+        self._seen[name] = (time.monotonic(), snapshot)
+        return snapshot
+
+
+class CacheBreakerStore(_RememberingStore):
     """Circuit state in Django's cache: Redis when ``REDIS_URL`` is set, shared by every
     process. A read-modify-write holds a short cache lock (``add``), so two processes' failure
     counts add up."""
 
-    shared = True
-
-    def __init__(self, cache: Any = None, *, lock_seconds: float = 5.0) -> None:
-        super().__init__()
+    def __init__(
+        self, cache: Any = None, *, lock_seconds: float = 5.0, fresh_seconds: float | None = None
+    ) -> None:
+        super().__init__(fresh_seconds=fresh_seconds)
         if cache is None:
             from django.core.cache import cache as default_cache
 
@@ -92,14 +117,12 @@ class CacheBreakerStore(BreakerStore):
         self.cache = cache
         self.lock_seconds = lock_seconds
 
-    def peek(self, name: str) -> BreakerSnapshot | None:
-        return None  # one cache read per call (``acquire``), always current
-
     def load(self, name: str) -> BreakerSnapshot:
-        return BreakerSnapshot.from_dict(self.cache.get(_KEY + name))
+        return self._remember(name, BreakerSnapshot.from_dict(self.cache.get(_KEY + name)))
 
     def save(self, name: str, snapshot: BreakerSnapshot) -> None:
         self.cache.set(_KEY + name, snapshot.to_dict(), timeout=None)
+        self._remember(name, snapshot)
 
     @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:
@@ -122,24 +145,9 @@ class CacheBreakerStore(BreakerStore):
                 self.cache.delete(key)
 
 
-class DatabaseBreakerStore(BreakerStore):
+class DatabaseBreakerStore(_RememberingStore):
     """Circuit state in ``BackendCircuit`` rows when there is no Redis: every process of the
     deployment reads the same row. From async code the steps run in the ORM thread."""
-
-    shared = True
-
-    def __init__(self, *, fresh_seconds: float = 1.0) -> None:
-        super().__init__()
-        # What this process last read or wrote, trusted for ``fresh_seconds``: a call on a
-        # closed circuit costs no query (another process's change is seen within that time).
-        self.fresh_seconds = fresh_seconds
-        self._seen: dict[str, tuple[float, BreakerSnapshot]] = {}
-
-    def peek(self, name: str) -> BreakerSnapshot | None:
-        seen = self._seen.get(name)
-        if seen is not None and time.monotonic() - seen[0] < self.fresh_seconds:
-            return seen[1]
-        return None
 
     def load(self, name: str) -> BreakerSnapshot:
         from conversations.models import BackendCircuit
@@ -147,9 +155,7 @@ class DatabaseBreakerStore(BreakerStore):
         def read() -> Any:
             return BackendCircuit.objects.filter(pk=name).values_list("state", flat=True).first()
 
-        snapshot = BreakerSnapshot.from_dict(_sync(read))
-        self._seen[name] = (time.monotonic(), snapshot)
-        return snapshot
+        return self._remember(name, BreakerSnapshot.from_dict(_sync(read)))
 
     def save(self, name: str, snapshot: BreakerSnapshot) -> None:
         from conversations.models import BackendCircuit
@@ -158,7 +164,7 @@ class DatabaseBreakerStore(BreakerStore):
             BackendCircuit.objects.update_or_create(pk=name, defaults={"state": snapshot.to_dict()})
 
         _sync(write)
-        self._seen[name] = (time.monotonic(), snapshot)
+        self._remember(name, snapshot)
 
     @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:
