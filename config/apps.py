@@ -10,4 +10,9 @@ class ActiondeskAdminConfig(AdminConfig):
 
     def ready(self) -> None:
         super().ready()
+        from django.db.backends.signals import connection_created
+
         from config import checks  # noqa: F401  (registers the checks)
+        from config.chaos import install_db_wrapper
+
+        connection_created.connect(install_db_wrapper, dispatch_uid="chaos_db_wrapper")

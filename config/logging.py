@@ -1,13 +1,15 @@
 """Structured logging: structlog through the standard library, as console lines or JSON.
 
 HTTP requests get their ``request_id`` (and user) bound by django-structlog's middleware.
-django-structlog does not cover WebSockets, so consumers call :func:`bind_ws_context` at connect.
+django-structlog does not cover WebSockets, so consumers call :func:`bind_ws_context` at connect
+(a ``connection_id`` per socket); the agent runtime adds ``turn_id``, ``backend`` and ``model``.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.config
+import secrets
 from typing import Any
 
 import structlog
@@ -22,11 +24,15 @@ _NOT_PII = frozenset(
         "request_id",
         "ws_path",
         "conversation_id",
+        "connection_id",
+        "turn_id",
+        "backend",
+        "model",
         "code",
     }
 )
 # Our own fields (no user text, no secret): not scanned for secrets either.
-_NOT_SECRET = frozenset({"timestamp", "level", "logger", "request_id"})
+_NOT_SECRET = frozenset({"timestamp", "level", "logger", "request_id", "connection_id", "turn_id"})
 
 
 def redact_secrets(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -131,11 +137,14 @@ def configure(config: dict[str, Any]) -> None:
 def bind_ws_context(
     scope: dict[str, Any], *, conversation_id: object | None = None, **extra: object
 ) -> None:
-    """Bind the socket's path, user and conversation to every log line written by this
-    consumer's task (contextvars are per task, so connections do not leak into each other)."""
+    """Bind a fresh ``connection_id`` (the socket's request id, also kept in the scope), the
+    socket's path, user and conversation to every log line written by this consumer's task
+    (contextvars are per task, so connections do not leak into each other). Turns started
+    from the socket copy the context: their lines carry it too, with their ``turn_id``."""
     user = scope.get("user")
     user_id = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
-    context: dict[str, object] = {"ws_path": scope.get("path", "")}
+    connection_id = scope.setdefault("connection_id", secrets.token_hex(8))
+    context: dict[str, object] = {"connection_id": connection_id, "ws_path": scope.get("path", "")}
     if user_id is not None:
         context["user_id"] = user_id
     if conversation_id is not None:

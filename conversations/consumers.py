@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -13,7 +14,7 @@ from django.conf import settings
 from config.errors import ApplicationError, ErrorCode
 from config.hub import NO_LAYER, Encoded, encode_frame, hub
 from config.logging import bind_ws_context
-from conversations import protocol
+from conversations import protocol, socket_limits
 from conversations.realtime import conversation_group
 from escalations.realtime import SESSION_EVENT_TYPE, scope_session, staff_user_group
 from escalations.selectors import user_session_valid
@@ -36,6 +37,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     session_key: str | None = None
     session_hash: str = ""
     ended: bool = False
+    client: socket_limits.Client | None = None  # set once the socket counts as open
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -49,9 +51,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         self.conversation_id = str(self.scope["url_route"]["kwargs"]["conversation_id"])
         bind_ws_context(self.scope, conversation_id=self.conversation_id)
+        visitor_id = visitor_from_scope(self.scope)
+        client = socket_limits.Client.from_scope(self.scope, visitor_id)
+        refusal = await sync_to_async(socket_limits.connect_check)(client)
+        if refusal is not None:
+            await self.refuse_limited(refusal)
+            return
+        self.client = client
         conversation = await database_sync_to_async(conversation_get_for_visitor)(
             conversation_id=self.conversation_id,
-            visitor_id=visitor_from_scope(self.scope),
+            visitor_id=visitor_id,
             user=self.scope.get("user"),
         )
         if conversation is None:
@@ -87,7 +96,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.release()
 
+    async def refuse_limited(self, refusal: socket_limits.Refusal) -> None:
+        """Past a per-IP or per-visitor limit: accepted only to say why (a handshake refused
+        before accept reaches the browser as a bare 1006), then closed with 4429. Not counted
+        as an open socket (the gauge), so the plain accept."""
+        await AsyncWebsocketConsumer.accept(self)
+        await self.send_json(
+            {"type": "error", "code": str(ErrorCode.RATE_LIMITED), "message": refusal.message,
+             "retry_after": refusal.retry_after}
+        )  # fmt: skip
+        await self.close(code=CLOSE_FLOODING, reason=refusal.message)
+
     async def disconnect(self, code: int) -> None:
+        if self.client is not None:
+            await sync_to_async(socket_limits.socket_closed)(self.client)
+            self.client = None
         relay = hub()
         if self.joined and relay is not None:
             await relay.leave(conversation_group(self.conversation_id), self)
@@ -111,6 +134,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.release()
 
     async def send_error(self, exc: ApplicationError) -> None:
+        # Refused frames are logged (SECURITY-TESTS row 8), with the socket's ids bound.
+        logger.warning("chat_frame_rejected", code=str(exc.code))
         frame: dict[str, Any] = {"type": "error", "code": str(exc.code), "message": exc.message}
         frame.update(exc.details)
         if exc.retry_after is not None:

@@ -22,7 +22,8 @@ class HandoffTrigger(StrEnum):
     CUSTOMER_BUTTON = "customer_button"
     CUSTOMER_WORDS = "customer_words"
     TOO_MANY_TURNS = "too_many_turns"
-    BUDGET = "budget"  # a turn ran out of model calls
+    BUDGET = "budget"  # a turn ran out of model calls (before budget_exceeded)
+    BUDGET_EXCEEDED = "budget_exceeded"  # any budget (conversations.budgets)
     LLM_UNAVAILABLE = "llm_unavailable"
     TOOL_FAILURE = "tool_failure"
     TOOL_AUTH_ERROR = "tool_auth_error"

@@ -290,6 +290,8 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # When MESSAGE_RETENTION_DAYS masked its text (conversations.retention); null: as typed.
+    masked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["conversation", "seq"]
@@ -339,6 +341,8 @@ class ToolCall(models.Model):
     # When the call went out: a call still "running" long after this died with its process.
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When MESSAGE_RETENTION_DAYS masked its arguments and result (conversations.retention).
+    masked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]

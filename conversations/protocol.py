@@ -15,6 +15,7 @@ from prometheus_client import Gauge
 
 from config import ratelimit
 from config.errors import ApplicationError, ErrorCode
+from conversations import socket_limits
 
 if TYPE_CHECKING:
     from conversations.consumers import ChatConsumer
@@ -97,13 +98,23 @@ async def _ping(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     await consumer.send_json({"type": "pong"})
 
 
-def _receive(conversation_id: str, content: str, client_id: str) -> tuple[Received, Admission]:
-    """The rate limit, the turn lock and the stored message: one Redis round trip and one
-    transaction. The lock is let go again if nothing is to run."""
+def _receive(
+    conversation_id: str, content: str, client_id: str, client: socket_limits.Client | None = None
+) -> tuple[Received, Admission]:
+    """The rate limits (the conversation's, and the IP's and visitor's), the turn lock and the
+    stored message: one Redis round trip for the conversation's limit and lock, one for the
+    IP's and visitor's, and one transaction. The lock is let go again if nothing is to run."""
     from conversations.interrupts import remind_pending_decision
     from conversations.services import user_message_store
     from conversations.turns import gate
 
+    if client is not None:
+        # Per IP and per visitor too: a fresh conversation is no fresh message budget.
+        refusal = socket_limits.message_check(client)
+        if refusal is not None:
+            raise ApplicationError(
+                ErrorCode.RATE_LIMITED, refusal.message, retry_after=refusal.retry_after
+            )
     admission = gate.admit(conversation_id=conversation_id)
     check_rate(admission.verdict)
     try:
@@ -133,7 +144,7 @@ async def _message(consumer: ChatConsumer, frame: dict[str, Any]) -> None:
     # both), and the message's event is stored with the turn's (one insert at its end).
     outbox = Outbox()
     received, admission = await step(_receive, flush=False, outbox=outbox, store_events=False)(
-        consumer.conversation_id, content, client_id
+        consumer.conversation_id, content, client_id, getattr(consumer, "client", None)
     )
     if not received.created:
         # A resend after a reconnect: acknowledge with the stored frame, run nothing again.

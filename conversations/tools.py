@@ -32,6 +32,7 @@ from django.conf import settings
 from prometheus_client import Counter
 
 import safehttp
+from config import chaos
 from conversations.llm.retry import parse_retry_after
 from openapi_import import serialization as wire
 from openapi_import.identity import bound_headers, bound_properties
@@ -446,6 +447,7 @@ async def execute(
         outcome.attempts += 1
         retry_after: float | None = None
         try:
+            chaos.tool_attempt(operation.operation_id)  # off unless CHAOS_ENABLED
             response = await safehttp.async_safe_request(
                 request.method,
                 request.url,

@@ -149,7 +149,7 @@ def rules_assessment(facts: PacketFacts, *, trigger: str) -> dict[str, Any]:
         causes.append(f"An action waits for staff approval: {what}.")
         steps.append("Review the pending action below and approve or reject it.")
         confidence = "high"
-    if trigger in ("too_many_turns", "budget"):
+    if trigger in ("budget_exceeded", "too_many_turns", "budget"):
         causes.append("The conversation ran past the assistant's budget without being resolved.")
         steps.append("Read the last messages and summarise the open question for the customer.")
         confidence = "medium" if confidence == "low" else confidence

@@ -226,6 +226,7 @@ def _run(job: ImportJob, timings: dict[str, int]) -> ImportJob:
         (op, classify(op, security_schemes=parsed.security_schemes)) for op in parsed.operations
     ]
     timings["classify"] = _ms(clock)
+    flagged = _injection_flags(job, parsed)
 
     _progress(job, 80, "storing")
     clock = time.perf_counter()
@@ -238,6 +239,8 @@ def _run(job: ImportJob, timings: dict[str, int]) -> ImportJob:
         job.finished_at = timezone.now()
         timings["store"] = _ms(clock)
         job.report = _report(parsed, classified, diff, timings)
+        if flagged:
+            job.report["injection_flags"] = flagged
         job.payload = b""  # the parsed result is stored; the raw document is not needed
         job.save()
     logger.info(
@@ -251,6 +254,31 @@ def _run(job: ImportJob, timings: dict[str, int]) -> ImportJob:
         duration_ms=job.duration_ms,
     )
     return job
+
+
+def _injection_flags(job: ImportJob, parsed: ParsedSpec) -> list[dict[str, Any]]:
+    """Spec text that reads like instructions (SECURITY-TESTS row 23): it becomes tool
+    descriptions a model reads, so it is logged, counted and listed in the job's report for
+    the reviewer. Rendering it is safe either way: the admin autoescapes."""
+    from conversations.agent.injection import INJECTIONS, detect_injection, injection_excerpt
+
+    flagged: list[dict[str, Any]] = []
+    for op in parsed.operations:
+        text = f"{op.summary}\n{op.description}"
+        patterns = detect_injection(text)
+        if patterns:
+            excerpt = injection_excerpt(text)
+            INJECTIONS.labels(source="spec").inc()
+            logger.warning(
+                "injection_flagged",
+                source="spec",
+                job_id=job.pk,
+                operation=op.operation_id,
+                patterns=patterns,
+                excerpt=excerpt,
+            )
+            flagged.append({"operation": op.operation_id, "patterns": patterns, "excerpt": excerpt})
+    return flagged
 
 
 def _ms(since: float) -> int:

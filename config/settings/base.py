@@ -201,6 +201,25 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# --- Chaos mode (config.chaos; docs/hardening.md) -------------------------------------------------
+# Faults at these rates (0..1), from a seed, for soak tests. Off by default; refused in production.
+CHAOS_ENABLED = env_bool("CHAOS_ENABLED", False)
+CHAOS_SEED = env_int("CHAOS_SEED", 0)
+CHAOS_MODEL_LATENCY_RATE = env_float("CHAOS_MODEL_LATENCY_RATE", 0.0)
+CHAOS_MODEL_LATENCY_MS = env_int("CHAOS_MODEL_LATENCY_MS", 2000, minimum=0)
+CHAOS_MODEL_ERROR_RATE = env_float("CHAOS_MODEL_ERROR_RATE", 0.0)
+CHAOS_TOOL_FAILURE_RATE = env_float("CHAOS_TOOL_FAILURE_RATE", 0.0)
+CHAOS_TOOL_TIMEOUT_RATE = env_float("CHAOS_TOOL_TIMEOUT_RATE", 0.0)
+CHAOS_REDIS_ERROR_RATE = env_float("CHAOS_REDIS_ERROR_RATE", 0.0)
+CHAOS_DB_TIMEOUT_RATE = env_float("CHAOS_DB_TIMEOUT_RATE", 0.0)
+for _name in [n for n in dir() if n.startswith("CHAOS_") and n.endswith("_RATE")]:
+    if not 0.0 <= globals()[_name] <= 1.0:
+        raise EnvError(f"{_name}={globals()[_name]} must be between 0 and 1.")
+if CHAOS_ENABLED and CHAOS_REDIS_ERROR_RATE > 0:
+    CACHES["default"]["BACKEND"] = (
+        "config.chaos.ChaosRedisCache" if REDIS_URL else "config.chaos.ChaosLocMemCache"
+    )
+
 # --- Background jobs (django.tasks) --------------------------------------------------------------
 
 # "immediate" runs a job inside the request (development, tests); "database" queues it for
@@ -346,6 +365,16 @@ CHAT_RATE_LIMIT_WINDOW_SECONDS = env_int("CHAT_RATE_LIMIT_WINDOW_SECONDS", 10, m
 READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
 # Rate-limited frames a socket may send before it is closed as flooding.
 CHAT_FLOOD_STRIKES = env_int("CHAT_FLOOD_STRIKES", 20, minimum=1)
+# Per client IP and per visitor (cookie), shared through the cache (conversations.socket_limits):
+# handshakes per minute, sockets open at once, customer messages per minute. Past one, the
+# handshake is closed with 4429 and a reason, or the message refused with retry_after.
+CHAT_HANDSHAKES_PER_MINUTE = env_int("CHAT_HANDSHAKES_PER_MINUTE", 60, minimum=1)
+CHAT_MAX_SOCKETS_PER_IP = env_int("CHAT_MAX_SOCKETS_PER_IP", 50, minimum=1)
+CHAT_MAX_SOCKETS_PER_VISITOR = env_int("CHAT_MAX_SOCKETS_PER_VISITOR", 10, minimum=1)
+CHAT_MESSAGES_PER_MINUTE_PER_IP = env_int("CHAT_MESSAGES_PER_MINUTE_PER_IP", 120, minimum=1)
+CHAT_MESSAGES_PER_MINUTE_PER_VISITOR = env_int(
+    "CHAT_MESSAGES_PER_MINUTE_PER_VISITOR", 30, minimum=1
+)
 
 # Tool calls to the business's API (SPEC §6): only these hosts (host or host:port). With
 # UPSTREAM_ALLOW_PRIVATE off, a listed host must still resolve to a public address.
@@ -359,6 +388,14 @@ TURN_MAX_TOOL_CALLS = env_int("TURN_MAX_TOOL_CALLS", 5, minimum=1)
 TURN_MAX_MODEL_CALLS = env_int("TURN_MAX_MODEL_CALLS", 6, minimum=1)
 TURN_TIMEOUT_SECONDS = env_float("TURN_TIMEOUT_SECONDS", 90.0)
 CONVERSATION_MAX_TURNS = env_int("CONVERSATION_MAX_TURNS", 200, minimum=1)
+# Prompt plus completion tokens over the whole conversation (conversations.budgets).
+CONVERSATION_MAX_TOKENS = env_int("CONVERSATION_MAX_TOKENS", 500_000, minimum=1)
+# PII (emails, phones, cards, IBANs) replaced by numbered placeholders before text reaches a
+# model; the model's tool arguments get the customer's values back (config.pii.Placeholders).
+PII_MASK_MODEL_INPUT = env_bool("PII_MASK_MODEL_INPUT", False)
+# Days message text, tool arguments and results are kept as typed; after that the scheduler
+# masks their PII (conversations.retention). 0 keeps them as typed.
+MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 0, minimum=0)
 # The longest a process keeps the enabled agents and tools without re-reading them; changes
 # made through the app reach every process at once (config.versions), this bounds the rest.
 AGENT_CACHE_SECONDS = env_float("AGENT_CACHE_SECONDS", 60.0)

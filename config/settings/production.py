@@ -8,7 +8,14 @@ from django.core.exceptions import ImproperlyConfigured
 from config.hosts import wildcard_entries
 
 from .base import *  # noqa: F403
-from .base import ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, SECRET_KEY, env_bool, env_int
+from .base import (
+    ALLOWED_HOSTS,
+    CHAOS_ENABLED,
+    CSRF_TRUSTED_ORIGINS,
+    SECRET_KEY,
+    env_bool,
+    env_int,
+)
 
 if not SECRET_KEY:
     raise ImproperlyConfigured(
@@ -32,6 +39,12 @@ if wildcard_entries(CSRF_TRUSTED_ORIGINS):
     raise ImproperlyConfigured(
         f"DJANGO_CSRF_TRUSTED_ORIGINS contains {wildcard_entries(CSRF_TRUSTED_ORIGINS)}, which "
         "trusts every origin: list full origins (for example https://support.example.com)."
+    )
+
+if CHAOS_ENABLED:
+    raise ImproperlyConfigured(
+        "CHAOS_ENABLED is on: chaos mode injects failures for soak tests and never runs with "
+        "production settings."
     )
 
 DEBUG = False

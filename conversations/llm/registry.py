@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from config import chaos
 from conversations.llm import metrics
 from conversations.llm.base import Backend, BackendConfig, BackendFactory
 from conversations.llm.breaker import (
@@ -381,6 +382,7 @@ class BackendRegistry:
         try:
             while True:
                 try:
+                    await chaos.model_attempt(slot.name)  # off unless CHAOS_ENABLED
                     completion = await backend.complete(
                         messages, tools=tools, temperature=temperature, **call.options(slot)
                     )
@@ -428,6 +430,7 @@ class BackendRegistry:
                     messages, tools=tools, temperature=temperature, **call.options(slot)
                 )
                 try:
+                    await chaos.model_attempt(slot.name)  # off unless CHAOS_ENABLED
                     async for event in events:
                         if isinstance(event, Done):
                             completion = replace(event.completion, attempts=retries + 1)

@@ -8,7 +8,7 @@ from access.roles import roles_sync_migration
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0004_customer_identity'),
+        ('conversations', '0009_retention'),
     ]
 
     operations = [

@@ -29,10 +29,11 @@ from django.conf import settings
 from django.db import transaction
 
 from analytics.services import events_batched
-from conversations import tools
+from config.pii import Placeholders, mask_messages
+from conversations import budgets, tools
 from conversations.agent import policy
 from conversations.agent.backends import aget_registry
-from conversations.agent.injection import detect_injection
+from conversations.agent.injection import detect_injection, injection_excerpt, leaks_prompt
 from conversations.agent.replies import looks_internal
 from conversations.handoff import HandoffTrigger
 from conversations.interrupts import interrupt_create
@@ -62,6 +63,10 @@ logger = structlog.get_logger(__name__)
 # Streamed text goes out at most once per this many seconds per turn: a fast model (or the
 # offline backend, which produces a reply at once) costs a frame or two, not one per word.
 TOKEN_FLUSH_SECONDS = 0.05
+# Said instead of a reply that repeats the system prompt (SECURITY-TESTS row 40).
+PROMPT_LEAK_REPLY = "Sorry, I can't share that. Is there something I can help you with?"
+# Bound for the length of one turn (structlog context vars), next to the socket's.
+_TURN_LOG_KEYS = ("turn_id", "backend", "model", "agent")
 _tasks: set[asyncio.Task[None]] = set()
 # Frames of the work in progress (one per process_conversation task), published in batches.
 _outbox: ContextVar[Outbox | None] = ContextVar("turn_outbox", default=None)
@@ -197,14 +202,21 @@ async def process_conversation(
 
 
 async def _do(conversation_id: str, work: steps.Work) -> None:
-    if work.kind == WorkKind.MESSAGE:
-        assert work.message is not None
-        await run_turn(conversation_id, work.message, claimed=work.claimed, prepared=work.prepared)
-    elif work.kind == WorkKind.DECIDED:
-        assert work.interrupt is not None
-        await resume_turn(conversation_id, work.interrupt)
-    else:
-        await step(steps.expired_settle)(conversation_id=conversation_id)
+    structlog.contextvars.bind_contextvars(conversation_id=conversation_id)
+    try:
+        if work.kind == WorkKind.MESSAGE:
+            assert work.message is not None
+            await run_turn(
+                conversation_id, work.message, claimed=work.claimed, prepared=work.prepared
+            )
+        elif work.kind == WorkKind.DECIDED:
+            assert work.interrupt is not None
+            await resume_turn(conversation_id, work.interrupt)
+        else:
+            await step(steps.expired_settle)(conversation_id=conversation_id)
+    finally:
+        # A turn's ids leave with it (the task may do the next item, or another conversation's).
+        structlog.contextvars.unbind_contextvars(*_TURN_LOG_KEYS)
 
 
 # --- A turn ----------------------------------------------------------------------------------
@@ -221,15 +233,14 @@ async def run_turn(
         claimed, prepared = await step(steps.turn_claim, flush=False, store_events=False)(
             conversation_id=conversation_id, message=message
         )
-    if claimed.over_budget:
-        await step(handoff_request)(
-            conversation_id=conversation_id,
-            trigger=HandoffTrigger.TOO_MANY_TURNS,
-            reason="The conversation reached its turn budget.",
+    if claimed.exceeded is not None:
+        await step(budgets.budget_exceeded_handle)(
+            conversation_id=conversation_id, turn=None, exceeded=claimed.exceeded
         )
     turn, plan = claimed.turn, claimed.plan
     if turn is None or plan is None:
         return
+    structlog.contextvars.bind_contextvars(turn_id=turn.pk)
     await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
     started = time.perf_counter()
     status: str = Turn.Status.COMPLETED
@@ -243,14 +254,8 @@ async def run_turn(
         status, error_code = Turn.Status.FAILED, TurnErrorCode.BACKEND_UNAVAILABLE
         turn.error_message = prompt.error_detail(exc)
         await step(steps.backends_down)(conversation_id=conversation_id, turn=turn, error=exc)
-    except TimeoutError:
-        status, error_code = Turn.Status.FAILED, TurnErrorCode.TURN_TIMEOUT
-        await _say(
-            conversation_id,
-            turn,
-            Message.Role.SYSTEM,
-            "Sorry, that took too long. Please try again, or ask for a human.",
-        )
+    except (budgets.BudgetExceeded, TimeoutError) as exc:
+        status, error_code = await _over_budget(conversation_id, turn, exc)
     except Exception as exc:
         logger.exception("turn_failed", conversation_id=conversation_id, turn_id=turn.pk)
         status, error_code = Turn.Status.FAILED, TurnErrorCode.INTERNAL_ERROR
@@ -270,6 +275,20 @@ async def run_turn(
         turn=turn, plan=plan, status=status, error_code=error_code, reply=reply
     )
     await _emit(conversation_id, {"type": "turn_end", "turn_id": turn.pk, "status": status})
+
+
+async def _over_budget(
+    conversation_id: str, turn: Turn, exc: budgets.BudgetExceeded | TimeoutError
+) -> tuple[str, str]:
+    """A budget ran out (the wall time is the turn's timeout): say so and hand over."""
+    exceeded = (
+        exc.exceeded if isinstance(exc, budgets.BudgetExceeded) else budgets.wall_time_exceeded()
+    )
+    turn.error_message = exceeded.reason
+    await step(budgets.budget_exceeded_handle)(
+        conversation_id=conversation_id, turn=turn, exceeded=exceeded
+    )
+    return Turn.Status.FAILED, TurnErrorCode.BUDGET_EXCEEDED
 
 
 async def _say(
@@ -352,6 +371,7 @@ async def _agent_loop(
     agent = setup.agent
     route = agent_route(agent, registry)  # backend, model and fallback order of the agent
     repairs = 0
+    _bind_backend(registry, route.backend, agent)
     if offer.refuse is not None:
         await step(steps.unverified_refuse)(
             conversation_id=conversation_id,
@@ -362,22 +382,13 @@ async def _agent_loop(
         )
         return TurnOutcome.DONE
     while True:
-        if turn.model_calls >= settings.TURN_MAX_MODEL_CALLS:
-            await _say(
-                conversation_id,
-                turn,
-                Message.Role.ASSISTANT,
-                "I couldn't finish that within my limits; let me get a human to help.",
-                agent,
-            )
-            await step(handoff_request)(
-                conversation_id=conversation_id,
-                trigger=HandoffTrigger.BUDGET,
-                reason="The turn ran out of model calls.",
-            )
-            return TurnOutcome.STOP
+        exceeded = budgets.model_calls_check(model_calls=turn.model_calls) or budgets.tokens_check(
+            used=plan.tokens_before + turn.prompt_tokens + turn.completion_tokens
+        )
+        if exceeded is not None:
+            raise budgets.BudgetExceeded(exceeded)
         completion = await _stream_completion(
-            conversation_id, turn, registry, messages, tools, route
+            conversation_id, turn, registry, messages, tools, route, plan
         )
         route = route.after(completion)
         problems = call_problems(completion.tool_calls, tools, known=setup.operations)
@@ -405,6 +416,14 @@ async def _agent_loop(
             continue
         if not completion.tool_calls:
             text = completion.text.strip() or "I'm not sure how to help with that."
+            if leaks_prompt(text, messages[0].content or ""):
+                await step(steps.injection_flag)(
+                    conversation_id=conversation_id,
+                    source="model_output",
+                    flags=["prompt_leak"],
+                    excerpt=injection_excerpt(text),
+                )
+                text = PROMPT_LEAK_REPLY
             return steps.Reply(completion, text, agent)
         await step(steps.model_called)(
             conversation_id=conversation_id, turn=turn, completion=completion
@@ -415,16 +434,9 @@ async def _agent_loop(
             )
         )
         for call in completion.tool_calls:
-            if turn.tool_calls >= settings.TURN_MAX_TOOL_CALLS:
-                messages.append(
-                    ChatMessage(
-                        role="tool",
-                        tool_call_id=call.id,
-                        name=call.name,
-                        content="Not run: the turn's tool-call budget is used up.",
-                    )
-                )
-                continue
+            exceeded = budgets.tool_calls_check(tool_calls=turn.tool_calls)
+            if exceeded is not None:
+                raise budgets.BudgetExceeded(exceeded)
             operation = setup.operations.get(call.name)
             if operation is not None and not policy.operation_available(
                 operation, verified=verified
@@ -438,7 +450,9 @@ async def _agent_loop(
                     arguments=call.arguments,
                 )
                 return TurnOutcome.DONE
-            result = await _tool_call(conversation_id, turn, plan, setup, call.name, call.arguments)
+            # Placeholders the model wrote (PII_MASK_MODEL_INPUT) become the customer's values.
+            arguments = Placeholders(plan.pii).restore(call.arguments)
+            result = await _tool_call(conversation_id, turn, plan, setup, call.name, arguments)
             if operation is not None and steps.verification_confirms(operation):
                 again = await step(steps.offer_get)(
                     conversation_id=conversation_id, setup=setup, messages=messages
@@ -462,6 +476,17 @@ async def _agent_loop(
                 return TurnOutcome.DONE  # the apology is said; the next intent may still run
 
 
+def _bind_backend(registry: Any, backend: str | None, agent: Agent) -> None:
+    """The backend and model a turn is about to use, on its log lines (the answering one
+    replaces them after each call)."""
+    name = backend or getattr(registry, "primary", "")
+    try:
+        model = registry.backend(name).model if name else ""
+    except Exception:  # an unbuildable backend fails its call, with its own log line
+        model = ""
+    structlog.contextvars.bind_contextvars(backend=name, model=model, agent=agent.slug)
+
+
 async def _stream_completion(
     conversation_id: str,
     turn: Turn,
@@ -469,10 +494,18 @@ async def _stream_completion(
     messages: list[ChatMessage],
     offer: list[ToolSpec],
     route: AgentRoute,
+    plan: TurnPlan | None = None,
 ) -> Completion:
+    """One streamed model call; ``plan`` keeps the PII placeholders (PII_MASK_MODEL_INPUT)."""
     started = last_sent = time.perf_counter()
     completion: Completion | None = None
     held: list[str] = []
+    streamed: list[str] = []
+    system_prompt = messages[0].content or "" if messages and messages[0].role == "system" else ""
+    if settings.PII_MASK_MODEL_INPUT and plan is not None:
+        placeholders = Placeholders(plan.pii)
+        messages = mask_messages(messages, placeholders)
+        plan.pii = placeholders.mapping
 
     async def delayed() -> None:
         await step(steps.delayed_say)(conversation_id=conversation_id, turn=turn)
@@ -488,6 +521,10 @@ async def _stream_completion(
                     if turn.first_token_ms is None:
                         turn.first_token_ms = (now - started) * 1000
                     held.append(event.text)
+                    streamed.append(event.text)
+                    if leaks_prompt("".join(streamed), system_prompt):
+                        held = []  # the reply is replaced at the end (_agent_loop); stop showing it
+                        continue
                     if now - last_sent >= TOKEN_FLUSH_SECONDS:
                         await _emit(conversation_id, _token_frame(turn, held))
                         held, last_sent = [], now
@@ -506,6 +543,8 @@ async def _stream_completion(
             # The rest goes out with whatever the turn publishes next.
             await _emit(conversation_id, _token_frame(turn, held), flush=False)
     assert completion is not None, "a stream always ends with Done"
+    # The backend that answered (a fallback, maybe) and its model, on every later line.
+    structlog.contextvars.bind_contextvars(backend=completion.backend, model=completion.model)
     return completion
 
 
@@ -600,7 +639,10 @@ async def _execute(
     flags = detect_injection(text)
     if flags:
         await step(steps.injection_flag)(
-            conversation_id=conversation_id, source="tool_output", flags=flags
+            conversation_id=conversation_id,
+            source="tool_output",
+            flags=flags,
+            excerpt=injection_excerpt(text),
         )
     body: Any = outcome.data
     if outcome.service_failed or (body is None and not outcome.ok):
@@ -630,6 +672,7 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
     if not await step(steps.call_claim)(interrupt=interrupt):
         return
     turn, plan = await step(steps.turn_loaded)(turn_id=interrupt.turn_id)
+    structlog.contextvars.bind_contextvars(turn_id=turn.pk)
     await _emit(conversation_id, {"type": "turn_start", "turn_id": turn.pk})
     status: str = Turn.Status.COMPLETED
     error_code = ""
@@ -648,6 +691,8 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
         status, error_code = Turn.Status.FAILED, TurnErrorCode.BACKEND_UNAVAILABLE
         turn.error_message = prompt.error_detail(exc)
         await step(steps.backends_down)(conversation_id=conversation_id, turn=turn, error=exc)
+    except (budgets.BudgetExceeded, TimeoutError) as exc:
+        status, error_code = await _over_budget(conversation_id, turn, exc)
     except Exception as exc:
         logger.exception("turn_resume_failed", conversation_id=conversation_id, turn_id=turn.pk)
         status, error_code = Turn.Status.FAILED, TurnErrorCode.INTERNAL_ERROR

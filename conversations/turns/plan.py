@@ -47,6 +47,10 @@ class TurnPlan:
     # Set by a failed tool call (its id) and by a failure that hands the conversation over.
     tool_failed: int | None = None
     escalate: str | None = None
+    # Tokens the conversation's earlier turns used (the token budget, conversations.budgets),
+    # and the PII placeholders of the model input (PII_MASK_MODEL_INPUT, config.pii).
+    tokens_before: int = 0
+    pii: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -73,6 +77,10 @@ class TurnPlan:
             data["pending_call_id"] = self.pending_call_id
         if self.escalate:
             data["escalate"] = self.escalate
+        if self.tokens_before:
+            data["tokens_before"] = self.tokens_before
+        if self.pii:
+            data["pii"] = self.pii
         return data
 
     @classmethod
@@ -85,4 +93,6 @@ class TurnPlan:
             messages=list(data.get("messages", [])),
             pending_call_id=data.get("pending_call_id"),
             escalate=data.get("escalate"),
+            tokens_before=int(data.get("tokens_before", 0)),
+            pii=dict(data.get("pii", {})),
         )

@@ -24,9 +24,10 @@ from analytics.models import EventType
 from analytics.services import event_record
 from config.errors import ApplicationError
 from config.pii import mask
+from conversations import budgets
 from conversations.agent import policy
 from conversations.agent.extraction import remember
-from conversations.agent.injection import INJECTIONS, detect_injection
+from conversations.agent.injection import INJECTIONS, detect_injection, injection_excerpt
 from conversations.agent.replies import (
     HUMAN_OFFER,
     failure_reply,
@@ -81,11 +82,15 @@ HISTORY_MESSAGES = 20
 @dataclass
 class Claimed:
     """A message's turn and its plan (``turn`` None: another runner took it, or the AI stays
-    silent); ``over_budget``: the conversation ran out of turns."""
+    silent); ``exceeded``: the conversation ran out of turns or tokens."""
 
     turn: Turn | None
     plan: TurnPlan | None = None
-    over_budget: bool = False
+    exceeded: budgets.Exceeded | None = None
+
+    @property
+    def over_budget(self) -> bool:
+        return self.exceeded is not None
 
 
 @dataclass
@@ -215,7 +220,11 @@ def _waiting_message(conversation_id: str) -> Message | None:
     message = (
         waiting.select_related("conversation")
         .filter(conversation_id=conversation_id)
-        .annotate(unsettled=Exists(unsettled), later=Exists(later))
+        .annotate(
+            unsettled=Exists(unsettled),
+            later=Exists(later),
+            tokens_used=budgets.tokens_subquery(),  # the token budget, in the same statement
+        )
         .order_by("seq")
         .first()
     )
@@ -233,15 +242,20 @@ def _turn_claim_routed(
     the history read. Call inside a transaction."""
     conversation = message.conversation
     plan = TurnPlan(intents=split_intents(message.content) or [message.content])
+    plan.tokens_before = int(getattr(message, "tokens_used", 0) or 0)
     turn = Turn(conversation=conversation, user_message=message, plan=plan.to_json())
     silent = conversation.state in AI_SILENT_STATES
-    over_budget = conversation.turn_count + 1 > settings.CONVERSATION_MAX_TURNS
+    exceeded = budgets.turns_check(turn_count=conversation.turn_count + 1) or (
+        budgets.tokens_check(used=plan.tokens_before)
+    )
+    over_budget = exceeded is not None
     setups: list[AgentSetup] = []
     setup: AgentSetup | None = None
     decision: RouteDecision | None = None
     if silent or over_budget:
         turn.status = Turn.Status.SKIPPED if silent else Turn.Status.FAILED
         turn.error_code = "" if silent else TurnErrorCode.BUDGET_EXCEEDED
+        turn.error_message = exceeded.reason if exceeded is not None and not silent else ""
         turn.finished_at = timezone.now()
     else:
         try:
@@ -275,10 +289,15 @@ def _turn_claim_routed(
         return Claimed(None), None
     if over_budget:
         _turn_event(turn)
-        return Claimed(None, over_budget=True), None
+        return Claimed(None, exceeded=exceeded), None
     flags = detect_injection(message.content)
     if flags:
-        injection_flag(conversation_id=str(conversation.pk), source="user", flags=flags)
+        injection_flag(
+            conversation_id=str(conversation.pk),
+            source="user",
+            flags=flags,
+            excerpt=injection_excerpt(message.content),
+        )
     if decision is None:
         return Claimed(turn, plan), None
     if chosen is None:
@@ -449,16 +468,21 @@ def backends_down(*, conversation_id: str, turn: Turn, error: LLMError) -> None:
     turn.conversation.context = context
 
 
-def injection_flag(*, conversation_id: str, source: str, flags: list[str]) -> None:
+def injection_flag(*, conversation_id: str, source: str, flags: list[str], excerpt: str) -> None:
+    """Logged and counted with a PII-masked excerpt; what keeps it harmless is elsewhere."""
     INJECTIONS.labels(source=source).inc()
     logger.warning(
-        "injection_flagged", conversation_id=conversation_id, source=source, patterns=flags
+        "injection_flagged",
+        conversation_id=conversation_id,
+        source=source,
+        patterns=flags,
+        excerpt=excerpt,
     )
     event_record(
         type=EventType.INJECTION_FLAGGED,
         conversation_id=conversation_id,
         outcome=source,
-        data={"patterns": flags},
+        data={"patterns": flags, "excerpt": excerpt},
     )
 
 

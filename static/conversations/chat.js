@@ -49,6 +49,8 @@
   let failedHandshakes = 0;
   let retryTimer = 0;
   let pingTimer = 0;
+  let limitedUntil = 0; // a limit's retry_after, as a time: a 4429 close before it is retried
+  let limitedText = "";
   let lastSeq = 0;
   const pending = new Map(); // seq -> durable frame that arrived ahead of a gap
   const outbox = new Map(); // client_id -> {content, node, sentOn}
@@ -123,6 +125,21 @@
     node.append(close);
     ui.notices.append(node);
     return node;
+  }
+
+  // Calls render(secondsLeft) now and every second down to render(0), then done().
+  function countdown(seconds, render, done = () => {}) {
+    let left = seconds;
+    render(left);
+    const timer = window.setInterval(() => {
+      left -= 1;
+      render(Math.max(0, left));
+      if (left <= 0) {
+        window.clearInterval(timer);
+        done();
+      }
+    }, 1000);
+    return timer;
   }
 
   function showBanner(text, final = false) {
@@ -464,9 +481,18 @@
     }
     if (frame.code === "rate_limited") {
       const wait = Math.max(1, Math.ceil(Number(frame.retry_after) || 1));
-      text = `You're sending messages too quickly. Try again in ${wait} s.`;
+      limitedUntil = Date.now() + wait * 1000;
+      limitedText = frame.message || "You're sending messages too quickly.";
       for (const entry of outbox.values()) entry.sentOn = 0;
       window.setTimeout(flushOutbox, wait * 1000);
+      const node = notice("");
+      node.classList.add("notice--countdown");
+      countdown(wait, (left) => {
+        node.querySelector(".notice__text").textContent = left
+          ? `You're sending messages too quickly. Try again in ${left} s.`
+          : "You can send messages again.";
+      });
+      return;
     } else if (frame.code === "invalid_transition") {
       for (const [clientId, entry] of outbox) {
         entry.node.classList.replace("is-sending", "is-failed");
@@ -586,6 +612,18 @@
     connected = false;
     resuming = false;
     window.clearInterval(pingTimer);
+    if (code === 4429 && limitedUntil > Date.now()) {
+      // Limited at the handshake (too many chats or attempts): wait it out, visibly, then retry.
+      const wait = Math.ceil((limitedUntil - Date.now()) / 1000);
+      const reason = limitedText.replace(/;?\s*try again in \d+ s\.?$/i, ".");
+      setStatus("reconnecting", "Waiting…");
+      countdown(
+        wait,
+        (left) => showBanner(`${reason} Reconnecting in ${left} s.`),
+        () => connect(),
+      );
+      return;
+    }
     if (FINAL_CLOSES[code]) {
       stop(FINAL_CLOSES[code]);
       return;

@@ -248,3 +248,19 @@ def test_cancel_waits_for_approval_on_the_card(page: Page, demo: Any, console: C
     expect(card).to_have_attribute("data-status", "approved")
     expect(card.get_by_role("button", name="Approve")).to_be_hidden()
     assert console.errors == []
+
+
+def test_rate_limited_customer_sees_a_countdown(page: Page, console: Console) -> None:
+    """Issue 18 item 9: past a message limit the page counts down to when sending works again."""
+    open_chat(page)
+    for n in range(12):  # CHAT_RATE_LIMIT_MESSAGES (10 per 10 s) + 2, as fast as the page goes
+        send(page, f"message {n}")
+    countdown = page.locator("#chat-notices .notice--countdown .notice__text").first
+    expect(countdown).to_contain_text(re.compile(r"Try again in \d+ s"))
+    first = int(re.findall(r"in (\d+) s", countdown.inner_text())[0])
+    if first > 1:  # it ticks down
+        expect(countdown).to_contain_text(
+            re.compile(rf"in ([0-{first - 1}]) s|send messages again")
+        )
+    expect(countdown).to_have_text("You can send messages again.", timeout=15_000)
+    assert [e for e in console.errors if "429" not in e] == []

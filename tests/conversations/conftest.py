@@ -31,3 +31,26 @@ def demo(live_server: Any, settings: Any, transactional_db: None) -> Iterator[An
     reviewer = User.objects.create_superuser("reviewer", "r@example.test", "x")
     yield demo_install(base_url=live_server.url, reviewer=reviewer)
     set_registry(None)
+
+
+@pytest.fixture
+def model_server() -> Iterator[Any]:
+    """A local OpenAI-compatible server answering with scripted replies."""
+    from tests.support.openai_server import OpenAITestServer
+
+    with OpenAITestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_backend(model_server: Any, demo: Any) -> Iterator[Any]:
+    """The demo, with the ``openai`` backend pointed at ``model_server`` (no retries)."""
+    from conversations.llm.registry import BackendConfig, BackendRegistry
+
+    registry = BackendRegistry(
+        [BackendConfig(name="openai", kind="openai", model="test-model",
+                       base_url=model_server.url, api_key="test", timeout=5, max_retries=0)]
+    )  # fmt: skip
+    set_registry(registry)
+    yield registry
+    set_registry(None)

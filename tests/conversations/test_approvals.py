@@ -15,9 +15,8 @@ from django.utils import timezone
 
 from analytics.models import Event
 from config.errors import ApplicationError
-from conversations.agent.backends import set_registry
 from conversations.interrupts import interrupt_decide
-from conversations.llm.registry import BackendConfig, BackendRegistry
+from conversations.llm.registry import BackendRegistry
 from conversations.models import Agent, Conversation, Interrupt, ToolCall
 from conversations.recovery import pending_work_process
 from conversations.turns import engine
@@ -236,22 +235,6 @@ async def test_a_second_tab_sees_the_decision_and_cannot_decide_again(
     assert resolved[-1]["decision"] == "approved"
     assert error[-1]["code"] == "interrupt_already_decided"
     assert await _cancellations() == 1
-
-
-@pytest.fixture
-def model_server() -> Any:
-    with OpenAITestServer() as server:
-        yield server
-
-
-@pytest.fixture
-def openai_backend(model_server: OpenAITestServer, demo: Any) -> BackendRegistry:
-    registry = BackendRegistry(
-        [BackendConfig(name="openai", kind="openai", model="test-model",
-                       base_url=model_server.url, api_key="test", timeout=5, max_retries=0)]
-    )  # fmt: skip
-    set_registry(registry)
-    return registry
 
 
 async def test_order_status_flow_with_the_openai_backend(

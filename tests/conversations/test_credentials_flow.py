@@ -6,33 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from asgiref.sync import sync_to_async
 
-from conversations.agent.backends import set_registry
-from conversations.llm.registry import BackendConfig, BackendRegistry
 from conversations.models import Conversation, ToolCall
 from conversations.turns.engine import wait_idle
 from openapi_import.models import Operation
 from tests.conversations.chat import connect, frames_until, turn_ended, verify_customer
 from tests.support.openai_server import OpenAITestServer, stream_reply, tool_call, tool_calls_reply
-
-
-@pytest.fixture
-def model_server() -> Any:
-    with OpenAITestServer() as server:
-        yield server
-
-
-@pytest.fixture
-def openai_backend(model_server: OpenAITestServer, demo: Any) -> Any:
-    registry = BackendRegistry(
-        [BackendConfig(name="openai", kind="openai", model="test-model",
-                       base_url=model_server.url, api_key="test", timeout=5, max_retries=0)]
-    )  # fmt: skip
-    set_registry(registry)
-    yield registry
-    set_registry(None)
 
 
 def _declare_api_key_parameter() -> None:

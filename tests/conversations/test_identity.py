@@ -22,7 +22,7 @@ from conversations.identity import (
     identity_token_verify,
 )
 from conversations.interrupts import interrupt_decide_by_customer
-from conversations.llm.registry import BackendConfig, BackendRegistry
+from conversations.llm.registry import BackendRegistry
 from conversations.models import Conversation, Interrupt, ToolCall
 from conversations.tools import model_schema, prepare_request
 from conversations.turns.engine import wait_idle
@@ -223,25 +223,6 @@ def test_chat_values_for_bound_parameters_are_replaced(demo: Any) -> None:
     )
     assert "email=ana%40example.com" in request.url and "ben" not in request.url
     assert request.headers["X-Customer-Email"] == "ana@example.com"
-
-
-@pytest.fixture
-def model_server() -> Any:
-    with OpenAITestServer() as server:
-        yield server
-
-
-@pytest.fixture
-def openai_backend(model_server: OpenAITestServer, demo: Any) -> Any:
-    from conversations.agent.backends import set_registry
-
-    registry = BackendRegistry(
-        [BackendConfig(name="openai", kind="openai", model="test-model",
-                       base_url=model_server.url, api_key="test", timeout=5, max_retries=0)]
-    )  # fmt: skip
-    set_registry(registry)
-    yield registry
-    set_registry(None)
 
 
 async def test_a_model_setting_another_customers_email_reaches_upstream_as_the_verified_one(
