@@ -138,7 +138,9 @@ class _Call:
         return self.deadline - time.monotonic() - self.reserve
 
     def budget(self, slot: _Slot) -> float | None:
-        left = self.left()
+        # Only a backend with another after it is cut short: the last one has the turn's own
+        # limit (its wall-time budget ends the turn, and says so).
+        left = self.left() if self.reserve > 0 else None
         if left is None:
             return None
         if left <= 0:

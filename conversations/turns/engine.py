@@ -38,7 +38,7 @@ from conversations.agent.replies import looks_internal
 from conversations.handoff import HandoffTrigger
 from conversations.interrupts import interrupt_create
 from conversations.llm.registry import BackendRegistry
-from conversations.llm.repair import call_problems, repair_messages
+from conversations.llm.repair import INVALID_ARGUMENTS, call_problems, repair_messages
 from conversations.llm.types import ChatMessage, Completion, Done, LLMError, TokenDelta, ToolSpec
 from conversations.model_backends import (
     TURN_DEADLINE,
@@ -391,7 +391,17 @@ async def _agent_loop(
             conversation_id, turn, registry, messages, tools, route, plan
         )
         route = route.after(completion)
-        problems = call_problems(completion.tool_calls, tools, known=setup.operations)
+        # Schema violations of offered tools are the tool layer's to answer (the call is
+        # recorded, and approvals still apply); here: unusable JSON and invented tools.
+        # (An invented tool name still goes the tool layer's way: a skipped record and "no
+        # tool named" answered to the model.)
+        problems = [
+            p
+            for p in call_problems(
+                completion.tool_calls, tools, known=setup.operations, check_schema=False
+            )
+            if p.kind == INVALID_ARGUMENTS
+        ]
         if problems:
             # Invalid arguments or an invented tool: the model gets the errors for one repair
             # round; nothing of that answer runs, and the customer sees none of it.
