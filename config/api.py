@@ -329,6 +329,7 @@ def _register_routers() -> None:
     from analytics.api import router as analytics_router
     from config.health import router as health_router
     from conversations.api import router as conversations_router
+    from conversations.backends_api import router as backends_router
     from escalations.api import router as escalations_router
     from openapi_import.api import router as openapi_import_router
 
@@ -338,6 +339,7 @@ def _register_routers() -> None:
     api.add_router("", escalations_router)
     api.add_router("", analytics_router)
     api.add_router("", conversations_router)
+    api.add_router("", backends_router)
 
 
 _register_routers()

@@ -40,6 +40,8 @@ def check_webhook_signing(app_configs: Any = None, **kwargs: Any) -> list[checks
 
 @checks.register(TAG)
 def check_llm_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if settings.LLM_BACKENDS:
+        return _check_named_backends()
     errors: list[checks.CheckMessage] = []
     if settings.LLM_BACKEND not in LLM_BACKEND_KINDS:
         errors.append(
@@ -85,6 +87,34 @@ def check_llm_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
             )
         )
     return errors
+
+
+def _check_named_backends() -> list[checks.CheckMessage]:
+    """``LLM_BACKENDS`` parses, and the default backend is one of its names. (Fallback names
+    may be the admin's backends, which the registry checks when it is built.)"""
+    from conversations.llm.registry import configs_from_settings
+    from conversations.llm.types import LLMConfigurationError
+
+    try:
+        configs, default = configs_from_settings(settings)
+    except LLMConfigurationError as exc:
+        return [
+            checks.Error(
+                f"LLM_BACKENDS is invalid: {exc}",
+                hint="See docs/llm-backends.md for the JSON and TOML forms.",
+                id="actiondesk.E008",
+            )
+        ]
+    names = [config.name for config in configs] + ["offline"]
+    if default not in names:
+        return [
+            checks.Error(
+                f"LLM_DEFAULT_BACKEND={default!r} is not in LLM_BACKENDS.",
+                hint=f"Use one of: {', '.join(names)}.",
+                id="actiondesk.E009",
+            )
+        ]
+    return []
 
 
 @checks.register(TAG)

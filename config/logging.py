@@ -120,6 +120,9 @@ def build_logging(*, log_format: str, level: str) -> dict[str, Any]:
             "daphne": {"level": level},
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
+            # The openai client's own HTTP stack logs a line per request at INFO.
+            "httpx2": {"level": "WARNING"},
+            "httpcore2": {"level": "WARNING"},
         },
     }
 

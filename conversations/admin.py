@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -17,6 +18,7 @@ from conversations.models import (
     Conversation,
     Interrupt,
     Message,
+    ModelBackend,
     StateTransition,
     ToolCall,
     Turn,
@@ -37,9 +39,127 @@ class AgentAdmin(admin.ModelAdmin):
                            "is_fallback", "enabled", "position")}),
         ("Personality", {"fields": ("system_prompt", "tone", "greeting",
                                     "escalation_message")}),
-        ("Model", {"fields": ("backend", "model")}),
+        ("Model", {"fields": ("backend", "model", "fallback")}),
         ("Origin", {"fields": ("template",)}),
     )  # fmt: skip
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "backend" in form.base_fields:
+            from conversations.model_backends import backend_names
+
+            # A choice of the configured names, not free text (Agent.clean checks it too).
+            choices = [("", "— the default backend —")]
+            choices += [(name, name) for name in backend_names()]
+            current = obj.backend if obj is not None else ""
+            if current and current not in dict(choices):
+                choices.append((current, f"{current} (not configured)"))
+            form.base_fields["backend"] = forms.ChoiceField(
+                choices=choices,
+                required=False,
+                help_text=Agent._meta.get_field("backend").help_text,
+            )
+        return form
+
+
+class ModelBackendForm(forms.ModelForm):
+    # The key is never sent back to the browser; an empty field keeps the stored one.
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Empty keeps the stored key. Local servers need none.",
+    )
+    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
+
+    class Meta:
+        model = ModelBackend
+        fields = (
+            "name", "kind", "enabled", "base_url", "model", "api_key", "timeout", "retries",
+            "temperature", "max_tokens", "headers", "stream_options", "price_per_1k_prompt",
+            "price_per_1k_completion",
+        )  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("api_key") and not data.get("clear_api_key") and self.instance.pk:
+            data["api_key"] = ModelBackend.objects.get(pk=self.instance.pk).api_key
+        if data.get("clear_api_key"):
+            data["api_key"] = ""
+        self.instance.api_key = data.get("api_key") or ""
+        return data
+
+
+@admin.register(ModelBackend)
+class ModelBackendAdmin(admin.ModelAdmin):
+    """Named model backends (issue 15): supervisors add and change them; "Test connection"
+    sends one tiny request. ``LLM_BACKENDS`` in the environment wins over a row of the same
+    name."""
+
+    form = ModelBackendForm
+    list_display = ("name", "kind", "base_url", "model", "timeout", "enabled", "source")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "base_url", "model")
+    actions = ["test_connection"]
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "enabled", "base_url", "model", "api_key",
+                           "clear_api_key")}),
+        ("Calls", {"fields": ("timeout", "retries", "temperature", "max_tokens", "headers",
+                              "stream_options")}),
+        ("Price", {"fields": ("price_per_1k_prompt", "price_per_1k_completion")}),
+    )  # fmt: skip
+
+    @admin.display(description="In use")
+    def source(self, backend: ModelBackend) -> str:
+        from conversations.model_backends import environment_names
+
+        if backend.name in environment_names():
+            return "no: LLM_BACKENDS names it (the environment wins)"
+        return "yes" if backend.enabled else "no: disabled"
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        from conversations.model_backends import backends_changed
+
+        super().save_model(request, obj, form, change)
+        backends_changed()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        from conversations.model_backends import backends_changed
+
+        super().delete_model(request, obj)
+        backends_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ModelBackend]) -> None:
+        from conversations.model_backends import backends_changed
+
+        super().delete_queryset(request, queryset)
+        backends_changed()
+
+    @admin.action(description="Test connection", permissions=["change"])
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[ModelBackend]) -> None:
+        from conversations.model_backends import backend_test_sync
+
+        for backend in queryset:
+            try:
+                result = backend_test_sync(name=backend.name)
+            except Exception as exc:  # a backend the registry cannot build: say why
+                self.message_user(request, f"{backend.name}: {exc}", messages.ERROR)
+                continue
+            if result.ok:
+                tools = "works" if result.tool_calling else "did not call the test tool"
+                self.message_user(
+                    request,
+                    f"{backend.name}: answered in {result.latency_ms:.0f} ms by model "
+                    f"{result.model!r} at {result.url}; tool calling {tools}.",
+                    messages.SUCCESS if result.tool_calling else messages.WARNING,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"{backend.name}: {result.error_kind}: {result.error} (URL {result.url})",
+                    messages.ERROR,
+                )
 
 
 def _pretty(value: Any) -> SafeString:

@@ -23,8 +23,8 @@ TEMPLATES = ("ecommerce", "saas", "fintech")
 FIELDS = {
     "slug": str, "name": str, "description": str, "permission": str, "operations": list,
     "spec": str, "system_prompt": str, "tone": str, "greeting": str,
-    "escalation_message": str, "backend": str, "model": str, "is_fallback": bool,
-    "enabled": bool,
+    "escalation_message": str, "backend": str, "model": str, "fallback": list,
+    "is_fallback": bool, "enabled": bool,
 }  # fmt: skip
 REQUIRED = ("slug", "name", "description")
 
@@ -74,6 +74,13 @@ def _parse(text: str) -> tuple[str, list[dict[str, Any]]]:
             raise _invalid(f"{where}.permission must be read or write.")
         if not all(isinstance(o, str) for o in item.get("operations") or []):
             raise _invalid(f"{where}.operations must be a list of operation ids.")
+        from conversations.model_backends import agent_backend_problems
+
+        problems = agent_backend_problems(
+            backend=item.get("backend") or "", fallback=item.get("fallback") or []
+        )
+        if problems:
+            raise _invalid(f"{where}: " + " ".join(problems.values()))
         if item["slug"] in seen:
             raise _invalid(f"{where}: slug {item['slug']!r} appears twice.")
         seen.add(item["slug"])
@@ -107,6 +114,7 @@ def agents_load(*, text: str) -> LoadResult:
                 "escalation_message": item.get("escalation_message") or "",
                 "backend": item.get("backend") or "",
                 "model": item.get("model") or "",
+                "fallback": list(item.get("fallback") or []),
                 "is_fallback": bool(item.get("is_fallback", False)),
                 "enabled": bool(item.get("enabled", True)),
                 "template": template,
@@ -135,7 +143,7 @@ def agents_export() -> str:
             "operations": sorted(op.operation_id for op in agent.operations.all()),
         }
         for key in ("system_prompt", "tone", "greeting", "escalation_message", "backend",
-                    "model"):  # fmt: skip
+                    "model", "fallback"):  # fmt: skip
             if getattr(agent, key):
                 item[key] = getattr(agent, key)
         if agent.is_fallback:

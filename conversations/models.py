@@ -28,9 +28,18 @@ class Agent(models.Model):
         blank=True, help_text="What the customer reads when a human is called."
     )
     backend = models.CharField(
-        max_length=50, blank=True, help_text="LLM backend name; empty: the default backend."
+        max_length=50,
+        blank=True,
+        help_text="Name of a model backend (LLM_BACKENDS or Model backends); empty: the default "
+        "backend with the deployment's fallback order (LLM_FALLBACK).",
     )
     model = models.CharField(max_length=100, blank=True, help_text="Empty: the backend's model.")
+    fallback = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Backend names tried in order when the backend fails, e.g. ["offline"]. '
+        "With a backend chosen, empty means no fallback.",
+    )
     is_fallback = models.BooleanField(
         default=False, help_text="Answers what no other agent matches (small talk, help)."
     )
@@ -42,6 +51,104 @@ class Agent(models.Model):
 
     class Meta:
         ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        """An unknown backend name is refused here (the admin, YAML loads), not in a turn."""
+        from django.core.exceptions import ValidationError
+
+        from conversations.model_backends import agent_backend_problems
+
+        problems = agent_backend_problems(backend=self.backend, fallback=self.fallback)
+        if problems:
+            raise ValidationError(problems)
+
+
+class ModelBackend(models.Model):
+    """A named model backend edited in the admin (issue 15 item 1). ``LLM_BACKENDS`` in the
+    environment takes precedence: a row with the same name as an environment backend is
+    ignored (the admin shows it)."""
+
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible server"
+        OFFLINE = "offline", "Offline (no model)"
+        RECORDED = "recorded", "Recorded cassette (tests)"
+
+    name = models.SlugField(max_length=50, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OPENAI)
+    base_url = models.URLField(
+        max_length=500, blank=True, help_text="e.g. http://127.0.0.1:11434/v1 (with /v1)."
+    )
+    api_key = models.CharField(max_length=500, blank=True, help_text="Empty for local servers.")
+    model = models.CharField(max_length=200, blank=True)
+    timeout = models.FloatField(default=30.0, help_text="Seconds per attempt.")
+    retries = models.PositiveSmallIntegerField(default=2)
+    temperature = models.FloatField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True, help_text="Extra request headers.")
+    stream_options = models.BooleanField(
+        default=True,
+        help_text="Send stream_options (usage in streams); turn off for servers that reject it.",
+    )
+    price_per_1k_prompt = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="USD per 1K tokens."
+    )
+    price_per_1k_completion = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="USD per 1K tokens."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model backend"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def as_entry(self) -> dict[str, object]:
+        """The same shape as an ``LLM_BACKENDS`` entry."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "base_url": self.base_url,
+            "api_key": self.api_key,
+            "model": self.model,
+            "timeout": self.timeout,
+            "retries": self.retries,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "headers": self.headers or {},
+            "stream_options": self.stream_options,
+            "price_per_1k_prompt": self.price_per_1k_prompt,
+            "price_per_1k_completion": self.price_per_1k_completion,
+        }
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from conversations.llm.configs import config_from_mapping
+        from conversations.llm.types import LLMConfigurationError
+
+        try:
+            config_from_mapping(self.as_entry(), where="backend")
+        except LLMConfigurationError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class BackendCircuit(models.Model):
+    """A backend's circuit breaker state when there is no Redis: every process reads and
+    writes the same row (``conversations.model_backends.DatabaseBreakerStore``)."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    state = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "backend circuit"
 
     def __str__(self) -> str:
         return self.name

@@ -313,10 +313,13 @@ async def model_assessment(
     packet: dict[str, Any], *, backend: str | None, within: float
 ) -> dict[str, Any]:
     """Ask the conversation's backend; ``LLMError`` and ``TimeoutError`` reach the caller."""
-    from conversations.agent.backends import get_registry
+    from conversations.model_backends import aget_registry, escalation_backend
 
+    registry = await aget_registry()
     completion = await asyncio.wait_for(
-        get_registry().complete(assessment_messages(packet), backend=backend, temperature=0),
+        registry.complete(
+            assessment_messages(packet), backend=escalation_backend(backend), temperature=0
+        ),
         timeout=within,
     )
     return assessment_parse(completion.text)

@@ -385,6 +385,7 @@ class OperationAdmin(admin.ModelAdmin):
         "schema_view",
         "credentials_view",
         "server_check",
+        "tool_name_view",
         "approval_rules_view",
         "suggested_bindings_view",
     )
@@ -423,6 +424,7 @@ class OperationAdmin(admin.ModelAdmin):
                     "schema_view",
                     "server_url",
                     "server_check",
+                    "tool_name_view",
                     "body_content_type",
                     "security",
                     "tags",
@@ -498,6 +500,17 @@ class OperationAdmin(admin.ModelAdmin):
                 ),
             ),
         )
+
+    @admin.display(description="Tool name for the model")
+    def tool_name_view(self, operation: Operation) -> str:
+        """Warned at review: another spec has the same operationId, so the model sees a longer,
+        unique name (issue 15 item 7)."""
+        from openapi_import.selectors import operation_tool_name, shared_operation_ids
+
+        name = operation_tool_name(operation, shared_operation_ids())
+        if name == operation.operation_id:
+            return name
+        return f"⚠ {name} (another spec also has operationId {operation.operation_id!r})"
 
     @admin.display(description="Server address")
     def server_check(self, operation: Operation) -> str:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from openapi_import.models import ApiSpec, ImportJob, Operation
 
@@ -54,6 +54,32 @@ def operations_available_as_tools(*, spec_ids: list[int] | None = None) -> Query
     if spec_ids is not None:
         operations = operations.filter(spec_id__in=spec_ids)
     return operations
+
+
+def shared_operation_ids() -> set[str]:
+    """Operation ids that more than one live spec has: as tool names they would shadow each
+    other (issue 15 item 7)."""
+    rows = (
+        Operation.objects.filter(removed_at__isnull=True)
+        .values("operation_id")
+        .annotate(specs=Count("spec_id", distinct=True))
+        .filter(specs__gt=1)
+        .values_list("operation_id", flat=True)
+    )
+    return set(rows)
+
+
+def operation_tool_name(operation: Operation, shared: set[str]) -> str:
+    """The tool name the model sees: the ``operationId``, or with its spec before it when
+    another live spec has the same one (``conversations.llm.toolnames``)."""
+    from conversations.llm.toolnames import tool_name
+
+    return tool_name(
+        spec_key=str(operation.spec_id),
+        spec_title=operation.spec.title,
+        operation_id=operation.operation_id,
+        shared=operation.operation_id in shared,
+    )
 
 
 # Host names that only ever mean a private network (no DNS lookup at review time).

@@ -305,7 +305,30 @@ LLM_BASE_URL = env_str("LLM_BASE_URL")
 LLM_API_KEY = env_str("LLM_API_KEY")
 LLM_MODEL = env_str("LLM_MODEL")
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 30.0)
-LLM_FALLBACK = env_list("LLM_FALLBACK", ["offline"])
+# Backend names tried after the default backend. Unset: offline; set but empty: no fallback.
+LLM_FALLBACK = (
+    env_list("LLM_FALLBACK", ["offline"]) if os.environ.get("LLM_FALLBACK") is None else
+    env_list("LLM_FALLBACK")
+)  # fmt: skip
+# Named backends (issue 15): a JSON list or TOML [[backends]] tables; see docs/llm-backends.md.
+# They take precedence over same-named rows in the admin (Model backends).
+LLM_BACKENDS = env_str("LLM_BACKENDS")
+# With LLM_BACKENDS: the default backend's name (empty: the first one).
+LLM_DEFAULT_BACKEND = env_str("LLM_DEFAULT_BACKEND")
+# The escalation assessment's backend (empty: the conversation's agent's).
+LLM_ESCALATION_BACKEND = env_str("LLM_ESCALATION_BACKEND")
+# Where circuit breakers keep their state: auto (Redis with REDIS_URL, else the database),
+# cache, database or memory (this process only).
+LLM_BREAKER_STORE = env_str("LLM_BREAKER_STORE", "auto")
+# A turn's model calls share one deadline: the turn's limit minus this margin; each backend
+# after the first in the chain is kept this many seconds of it.
+LLM_FALLBACK_RESERVE_SECONDS = env_float("LLM_FALLBACK_RESERVE_SECONDS", 10.0)
+# Without a first token by then, the customer is told the answer is delayed (with a human offer).
+LLM_DELAYED_NOTICE_SECONDS = env_float("LLM_DELAYED_NOTICE_SECONDS", 20.0)
+# Tools sent per model call: at most this many, and this many bytes of schema (0: no limit).
+# Over it, descriptions are shortened, then optional properties dropped, then fewer tools sent.
+LLM_TOOLS_MAX_COUNT = env_int("LLM_TOOLS_MAX_COUNT", 32, minimum=0)
+LLM_TOOLS_MAX_BYTES = env_int("LLM_TOOLS_MAX_BYTES", 32_000, minimum=0)
 
 # Outgoing escalation notifications (Slack-compatible webhook), optionally signed.
 ESCALATION_WEBHOOK_URL = env_str("ESCALATION_WEBHOOK_URL")

@@ -46,8 +46,12 @@ class Backend(ABC):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> Completion:
-        """One attempt; returns the whole answer or raises LLMError."""
+        """One attempt; returns the whole answer or raises LLMError. ``model`` replaces the
+        configured model (an agent's choice), ``time_limit`` shortens the configured one (the
+        turn's deadline); the registry passes them only when set."""
 
     @abstractmethod
     def stream(
@@ -56,6 +60,8 @@ class Backend(ABC):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """One attempt as an async iterator: TokenDelta events, then exactly one Done."""
 

@@ -94,6 +94,8 @@ class OfflineBackend(Backend):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> Completion:
         started = time.perf_counter()
         reply = _respond(messages, tools, today=self._today or date.today())
@@ -105,6 +107,8 @@ class OfflineBackend(Backend):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
         reply = _respond(messages, tools, today=self._today or date.today())

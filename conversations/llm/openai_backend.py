@@ -22,6 +22,7 @@ import openai
 
 from conversations.llm.base import Backend, BackendConfig
 from conversations.llm.pricing import FREE, ModelPrice, price_for, resolve_price
+from conversations.llm.reasoning import ThinkFilter, split_reasoning
 from conversations.llm.retry import parse_retry_after
 from conversations.llm.types import (
     ChatMessage,
@@ -85,16 +86,71 @@ def message_to_openai(message: ChatMessage) -> dict[str, Any]:
     return out
 
 
-def map_error(exc: BaseException, *, backend: str) -> LLMError:
-    """The LLMError kind for what the client (or the timeout guard) raised."""
+def _looks_html(text: str) -> bool:
+    head = text.lstrip()[:200].lower()
+    return head.startswith(("<!doctype html", "<html", "<head", "<body")) or "<html" in head
+
+
+def _model_unknown(status: int, text: str) -> bool:
+    lowered = text.lower()
+    return (
+        status in (400, 404)
+        and "model" in lowered
+        and any(
+            words in lowered
+            for words in ("not found", "does not exist", "not exist", "unknown model", "no such")
+        )
+    )
+
+
+def map_error(
+    exc: BaseException,
+    *,
+    backend: str,
+    url: str = "",
+    model: str = "",
+    has_key: bool = True,
+    timeout: float | None = None,
+) -> LLMError:
+    """The LLMError kind for what the client (or the timeout guard) raised, with a message that
+    says what happened and where (issue 15 item 10): the URL, the model, and a hint for the
+    usual set-up mistakes (a base URL without ``/v1``, a wrong model name, a missing key)."""
+    where = f" ({url})" if url else ""
     if isinstance(exc, TimeoutError | openai.APITimeoutError | httpx.TimeoutException):
-        return LLMError(ErrorKind.TIMEOUT, "the model did not answer in time", backend=backend)
+        waited = f" within {timeout:g} s" if timeout else " in time"
+        return LLMError(
+            ErrorKind.TIMEOUT, f"the model {model!r} did not answer{waited}{where}", backend=backend
+        )
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
-        return LLMError(ErrorKind.CONNECTION, f"connection failed: {exc}", backend=backend)
+        cause = exc.__cause__ or exc
+        return LLMError(
+            ErrorKind.CONNECTION,
+            f"connection to {url or 'the server'} failed: {type(cause).__name__}: {cause}"[:500],
+            backend=backend,
+        )
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         retry_after = parse_retry_after(exc.response.headers)
-        message = f"HTTP {status}: {exc.message}"[:500]
+        body = _body_text(exc)
+        detail = str(exc.message)
+        if _looks_html(body):
+            kind = ErrorKind.SERVER_ERROR if status >= 500 else ErrorKind.BAD_REQUEST
+            message = (
+                f"HTTP {status} from {url}: the server answered with an HTML page, not the "
+                "API's JSON (a proxy or web page at this URL? the base URL should be the API's, "
+                "usually ending in /v1)"
+            )
+            return LLMError(
+                kind, message, backend=backend, retry_after=retry_after, status_code=status
+            )
+        if _model_unknown(status, detail):
+            return LLMError(
+                ErrorKind.BAD_REQUEST,
+                f"HTTP {status} from {url}: the server does not know model {model!r} "
+                f"(check the model name it serves): {detail}"[:500],
+                backend=backend,
+                status_code=status,
+            )
         if status == 429:
             kind = ErrorKind.RATE_LIMITED
         elif status == 408:
@@ -105,13 +161,38 @@ def map_error(exc: BaseException, *, backend: str) -> LLMError:
             kind = ErrorKind.SERVER_ERROR
         else:
             kind = ErrorKind.BAD_REQUEST
-        return LLMError(kind, message, backend=backend, retry_after=retry_after, status_code=status)
+        message = f"HTTP {status}: {detail}"
+        if status == 404:
+            message = f"HTTP 404 from {url}: nothing answers there"
+            if not url.rstrip("/").endswith("/v1") and "/chat/completions" in url:
+                message += " (does the base URL need the /v1 suffix?)"
+            message += f": {detail}"
+        elif status in (401, 403):
+            message = (
+                f"HTTP {status} from {url}: "
+                + (
+                    "the server refused the API key (wrong or expired?)"
+                    if has_key
+                    else "the server wants an API key and none is configured"
+                )
+                + f": {detail}"
+            )
+        return LLMError(
+            kind, message[:500], backend=backend, retry_after=retry_after, status_code=status
+        )
     if isinstance(exc, openai.APIResponseValidationError | ValueError):
         return LLMError(ErrorKind.INVALID_RESPONSE, f"unreadable response: {exc}", backend=backend)
     if isinstance(exc, openai.APIError):
         # An error event inside a stream: the server failed while answering.
         return LLMError(ErrorKind.SERVER_ERROR, f"server error: {exc}", backend=backend)
     return LLMError(ErrorKind.INVALID_RESPONSE, f"{type(exc).__name__}: {exc}", backend=backend)
+
+
+def _body_text(exc: openai.APIStatusError) -> str:
+    try:
+        return exc.response.text[:2000]
+    except Exception:  # a streamed body that was not read
+        return ""
 
 
 @dataclass
@@ -130,6 +211,8 @@ class _StreamAccumulator:
         self.calls: dict[int, _PartialCall] = {}
         self.usage = Usage()
         self.finish_reason: str | None = None
+        self.think = ThinkFilter()
+        self.reasoning: list[str] = []
 
     def add(self, chunk: Any) -> str:
         if getattr(chunk, "model", None):
@@ -142,8 +225,12 @@ class _StreamAccumulator:
             if getattr(choice, "index", 0) != 0:
                 continue
             delta = choice.delta
+            if delta is not None:
+                thought = _reasoning_of(delta)
+                if thought:
+                    self.reasoning.append(thought)
             if delta is not None and delta.content:
-                text += delta.content
+                text += self.think.feed(delta.content)
             for fragment in (delta.tool_calls if delta is not None else None) or ():
                 partial = self.calls.setdefault(fragment.index, _PartialCall())
                 if fragment.id and not partial.id:
@@ -161,6 +248,18 @@ class _StreamAccumulator:
             self.text.append(text)
         return text
 
+    def finish(self) -> str:
+        """Text held back at the end (a partial tag that never completed)."""
+        rest = self.think.flush()
+        if rest:
+            self.text.append(rest)
+        return rest
+
+    def reasoning_text(self) -> str:
+        return "\n".join(
+            part for part in ("".join(self.reasoning), "".join(self.think.reasoning)) if part
+        ).strip()
+
     def tool_calls(self, backend: str) -> tuple[ToolCall, ...]:
         return tuple(
             ToolCall.parse(
@@ -171,6 +270,24 @@ class _StreamAccumulator:
             )
             for index, partial in sorted(self.calls.items())
         )
+
+
+def _reasoning_of(message: Any) -> str:
+    """``reasoning_content`` (vLLM, DeepSeek, LM Studio) or ``reasoning`` (OpenRouter)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if value is None:
+            extra = getattr(message, "model_extra", None) or {}
+            value = extra.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _content_type(chunks: Any) -> str:
+    response = getattr(chunks, "response", None)
+    headers = getattr(response, "headers", None)
+    return str(headers.get("content-type", "")) if headers is not None else ""
 
 
 class OpenAIBackend(Backend):
@@ -233,9 +350,10 @@ class OpenAIBackend(Backend):
         temperature: float | None,
         *,
         stream: bool,
+        model: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "model": self.model,
+            "model": model or self.model,
             "messages": [message_to_openai(message) for message in messages],
         }
         if tools:
@@ -261,24 +379,54 @@ class OpenAIBackend(Backend):
     def _cost(self, model: str, usage: Usage) -> Decimal:
         return self._price_for(model).cost(usage)
 
+    @property
+    def url(self) -> str:
+        """Where chat completions go, for messages and logs."""
+        base = (self.config.base_url or "https://api.openai.com/v1").rstrip("/")
+        return f"{base}/chat/completions"
+
+    def _error(self, exc: BaseException, model: str, timeout: float) -> LLMError:
+        return map_error(
+            exc,
+            backend=self.name,
+            url=self.url,
+            model=model,
+            has_key=bool(self.config.api_key),
+            timeout=timeout,
+        )
+
     async def complete(
         self,
         messages: Sequence[ChatMessage],
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> Completion:
-        body = self._request(messages, tools, temperature, stream=False)
+        body = self._request(messages, tools, temperature, stream=False, model=model)
+        limit = min(time_limit, self.timeout) if time_limit else self.timeout
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._client().chat.completions.create(**body)
+            async with asyncio.timeout(limit):
+                response = await self._client().chat.completions.create(**body, timeout=limit)
         except _CALL_ERRORS as exc:
-            raise map_error(exc, backend=self.name) from exc
+            raise self._error(exc, body["model"], limit) from exc
         latency_ms = (time.perf_counter() - started) * 1000
-        return self._completion_from_response(response, latency_ms)
+        return self._completion_from_response(response, latency_ms, body["model"])
 
-    def _completion_from_response(self, response: Any, latency_ms: float) -> Completion:
+    def _completion_from_response(
+        self, response: Any, latency_ms: float, requested: str = ""
+    ) -> Completion:
+        if isinstance(response, str):
+            # The client hands back the text of a body that is not JSON.
+            what = "an HTML page" if _looks_html(response) else "a body that is not JSON"
+            raise LLMError(
+                ErrorKind.INVALID_RESPONSE,
+                f"{self.url} answered with {what}, not a chat completion (is the base URL the "
+                "API's, usually ending in /v1?)",
+                backend=self.name,
+            )
         choices = getattr(response, "choices", None)
         if not choices:
             raise LLMError(
@@ -308,9 +456,12 @@ class OpenAIBackend(Backend):
             if raw_usage is not None
             else Usage()
         )
-        model = getattr(response, "model", None) or self.model
+        model = getattr(response, "model", None) or requested or self.model
+        text, thought = split_reasoning(getattr(message, "content", None) or "")
+        reasoning = "\n".join(part for part in (_reasoning_of(message), thought) if part)
         return Completion(
-            text=getattr(message, "content", None) or "",
+            text=text,
+            reasoning=reasoning,
             tool_calls=tuple(calls),
             usage=usage,
             model=model,
@@ -326,30 +477,52 @@ class OpenAIBackend(Backend):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        body = self._request(messages, tools, temperature, stream=True)
+        body = self._request(messages, tools, temperature, stream=True, model=model)
+        # ``time_limit`` (the turn's deadline) bounds the whole attempt; the configured one each
+        # wait.
+        limit = min(time_limit, self.timeout) if time_limit else self.timeout
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + limit
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout):
-                chunks = await self._client().chat.completions.create(**body)
+            async with asyncio.timeout(limit):
+                chunks = await self._client().chat.completions.create(**body, timeout=limit)
         except _CALL_ERRORS as exc:
-            raise map_error(exc, backend=self.name) from exc
-        accumulator = _StreamAccumulator(self.model)
+            raise self._error(exc, body["model"], limit) from exc
+        content_type = _content_type(chunks)
+        if content_type and "event-stream" not in content_type:
+            await chunks.close()
+            raise LLMError(
+                ErrorKind.INVALID_RESPONSE,
+                f"{self.url} answered a stream request with a plain {content_type} body, not "
+                "server-sent events (does the server support streaming?)",
+                backend=self.name,
+            )
+        accumulator = _StreamAccumulator(body["model"])
         iterator = aiter(chunks)
         try:
             while True:
                 # The guard covers each wait for the next chunk, never the consumer's time
                 # between chunks: a long answer that keeps flowing is not a timeout.
+                wait = (
+                    self.timeout if time_limit is None else min(self.timeout, ends_at - loop.time())
+                )
                 try:
-                    async with asyncio.timeout(self.timeout):
+                    async with asyncio.timeout(max(wait, 0.0)):
                         chunk = await anext(iterator)
                 except StopAsyncIteration:
                     break
                 except _CALL_ERRORS as exc:
-                    raise map_error(exc, backend=self.name) from exc
+                    raise self._error(exc, body["model"], limit) from exc
                 text = accumulator.add(chunk)
                 if text:
                     yield TokenDelta(text)
+            rest = accumulator.finish()
+            if rest:
+                yield TokenDelta(rest)
         finally:
             await chunks.close()
         if accumulator.finish_reason is None:
@@ -369,6 +542,7 @@ class OpenAIBackend(Backend):
             latency_ms=latency_ms,
             cost=self._cost(model, accumulator.usage),
             finish_reason=accumulator.finish_reason,
+            reasoning=accumulator.reasoning_text(),
         )
         yield Done(completion)
 

@@ -24,7 +24,13 @@ import structlog
 from config import chaos
 from conversations.llm import metrics
 from conversations.llm.base import Backend, BackendConfig, BackendFactory
-from conversations.llm.breaker import CircuitBreaker, CircuitState, OutcomeWindow, Permit
+from conversations.llm.breaker import (
+    BreakerStore,
+    CircuitBreaker,
+    CircuitState,
+    OutcomeWindow,
+    Permit,
+)
 from conversations.llm.retry import RetryPolicy
 from conversations.llm.types import (
     UNAVAILABLE_MESSAGE,
@@ -96,6 +102,8 @@ class _Slot:
             failure_threshold=config.breaker_failures,
             cooldown=config.breaker_cooldown,
             clock=registry._clock,
+            store=registry.breaker_store,
+            name=config.name,
         )
         self.window = OutcomeWindow(window=registry.error_window, clock=registry._clock)
         self.policy = RetryPolicy(
@@ -107,10 +115,57 @@ class _Slot:
         self.backend: Backend | None = None
         self.last_error: str | None = None
         self.published_state: CircuitState | None = None
+        # Calls this backend answered after another one failed (this process).
+        self.fallbacks = 0
 
     @property
     def model(self) -> str:
         return self.backend.model if self.backend is not None else self.config.model
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one call on one backend of the chain may use: the agent's model (first backend
+    only), and the turn's deadline minus what is kept for the backends after it."""
+
+    model: str | None = None
+    deadline: float | None = None
+    reserve: float = 0.0
+
+    def left(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return self.deadline - time.monotonic() - self.reserve
+
+    def budget(self, slot: _Slot) -> float | None:
+        # Only a backend with another after it is cut short: the last one has the turn's own
+        # limit (its wall-time budget ends the turn, and says so).
+        left = self.left() if self.reserve > 0 else None
+        if left is None:
+            return None
+        if left <= 0:
+            raise LLMError(
+                ErrorKind.TIMEOUT,
+                "no time left in the turn for this backend",
+                backend=slot.name,
+                transient=False,
+            )
+        return min(slot.config.timeout, left)
+
+    def room_for(self, seconds: float) -> bool:
+        left = self.left()
+        return left is None or left >= seconds
+
+    def options(self, slot: _Slot) -> dict[str, Any]:
+        """Keyword arguments for the backend call; none when nothing is overridden, so kinds
+        that take neither (test doubles) keep working."""
+        options: dict[str, Any] = {}
+        if self.model:
+            options["model"] = self.model
+        timeout = self.budget(slot)
+        if timeout is not None and timeout < slot.config.timeout:
+            options["time_limit"] = timeout
+        return options
 
 
 class BackendRegistry:
@@ -137,6 +192,9 @@ class BackendRegistry:
         retry_after_cap: float = 20.0,
         error_window: float = 300.0,
         listeners: Sequence[Listener] = (),
+        breaker_store: BreakerStore | None = None,
+        fallback_reserve: float = 10.0,
+        min_attempt: float = 1.0,
     ) -> None:
         if not configs:
             raise LLMConfigurationError("a backend registry needs at least one backend")
@@ -148,6 +206,12 @@ class BackendRegistry:
         self.retry_after_cap = retry_after_cap
         self.error_window = error_window
         self._listeners = list(listeners)
+        # Where every breaker keeps its state: this process's memory, or a store all share.
+        self.breaker_store = breaker_store if breaker_store is not None else BreakerStore()
+        # With a turn deadline: seconds kept for the next backend in the chain, and the
+        # shortest attempt worth starting.
+        self.fallback_reserve = fallback_reserve
+        self.min_attempt = min_attempt
         self._factories: dict[str, BackendFactory] = {**_builtin_factories(), **(factories or {})}
         self._slots: dict[str, _Slot] = {}
         for config in configs:
@@ -162,7 +226,7 @@ class BackendRegistry:
                 )
         self.primary = configs[0].name
         self.fallback = tuple(fallback)
-        self._chains: dict[str, tuple[_Slot, ...]] = {}
+        self._chains: dict[tuple[str, tuple[str, ...] | None], tuple[_Slot, ...]] = {}
         if not lazy:
             for slot in self._slots.values():
                 slot.backend = self._build(slot.config)
@@ -215,13 +279,20 @@ class BackendRegistry:
                 f"unknown backend {name!r} (configured: {', '.join(self._slots)})"
             ) from None
 
-    def _chain(self, name: str | None) -> tuple[_Slot, ...]:
+    def config(self, name: str) -> BackendConfig:
+        return self._slot(name).config
+
+    def _chain(self, name: str | None, fallback: Sequence[str] | None = None) -> tuple[_Slot, ...]:
+        """``name`` (default: the primary), then ``fallback`` (default: the registry's order;
+        an empty sequence: no fallback)."""
         first = name or self.primary
-        chain = self._chains.get(first)
+        key = (first, None if fallback is None else tuple(fallback))
+        chain = self._chains.get(key)
         if chain is None:
-            names = [first, *(other for other in self.fallback if other != first)]
+            order = self.fallback if fallback is None else tuple(fallback)
+            names = [first, *(other for other in order if other != first)]
             chain = tuple(self._slot(other) for other in dict.fromkeys(names))
-            self._chains[first] = chain
+            self._chains[key] = chain
         return chain
 
     # -- calls -------------------------------------------------------------------------------
@@ -233,13 +304,27 @@ class BackendRegistry:
         tools: Sequence[ToolSpec] = (),
         backend: str | None = None,
         temperature: float | None = None,
+        model: str | None = None,
+        fallback: Sequence[str] | None = None,
+        deadline: float | None = None,
     ) -> Completion:
+        """``model`` replaces the first backend's model (an agent's choice); ``fallback``
+        replaces the registry's order (empty: none); ``deadline`` (``time.monotonic()``) is
+        shared by every attempt, keeping ``fallback_reserve`` seconds for the next backend."""
         causes: list[LLMError] = []
-        for slot in self._chain(backend):
+        chain = self._chain(backend, fallback)
+        for index, slot in enumerate(chain):
+            call = _Call(
+                model=model if index == 0 else None,
+                deadline=deadline,
+                reserve=self.fallback_reserve if index + 1 < len(chain) else 0.0,
+            )
             try:
-                return await self._complete_on(slot, messages, tools, temperature)
+                completion = await self._complete_on(slot, messages, tools, temperature, call)
             except LLMError as error:
                 causes.append(error)
+                continue
+            return self._after_fallback(slot, completion, causes)
         raise self._all_failed(causes)
 
     async def stream(
@@ -249,17 +334,29 @@ class BackendRegistry:
         tools: Sequence[ToolSpec] = (),
         backend: str | None = None,
         temperature: float | None = None,
+        model: str | None = None,
+        fallback: Sequence[str] | None = None,
+        deadline: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """TokenDelta events, then one Done. A failure before the first token falls back like
         ``complete``; a failure after it is raised as is, since a retry would repeat the text
-        the user has already seen."""
+        the user has already seen. ``model``, ``fallback`` and ``deadline`` as for
+        ``complete``."""
         causes: list[LLMError] = []
-        for slot in self._chain(backend):
+        chain = self._chain(backend, fallback)
+        for index, slot in enumerate(chain):
             emitted = False
-            events = self._stream_on(slot, messages, tools, temperature)
+            call = _Call(
+                model=model if index == 0 else None,
+                deadline=deadline,
+                reserve=self.fallback_reserve if index + 1 < len(chain) else 0.0,
+            )
+            events = self._stream_on(slot, messages, tools, temperature, call)
             try:
                 async for event in events:
                     emitted = emitted or isinstance(event, TokenDelta)
+                    if isinstance(event, Done):
+                        event = Done(self._after_fallback(slot, event.completion, causes))
                     yield event
                 return
             except LLMError as error:
@@ -276,9 +373,11 @@ class BackendRegistry:
         messages: Sequence[ChatMessage],
         tools: Sequence[ToolSpec],
         temperature: float | None,
+        call: _Call,
     ) -> Completion:
         backend = self._require(slot)
-        permit = self._acquire(slot)
+        call.budget(slot)  # nothing left for this backend: refuse before taking a permit
+        permit = await self._acquire(slot)
         started = time.perf_counter()
         retries = 0
         settled = False
@@ -287,7 +386,7 @@ class BackendRegistry:
                 try:
                     await chaos.model_attempt(slot.name)  # off unless CHAOS_ENABLED
                     completion = await backend.complete(
-                        messages, tools=tools, temperature=temperature
+                        messages, tools=tools, temperature=temperature, **call.options(slot)
                     )
                 except LLMError as exc:
                     error = exc
@@ -298,18 +397,19 @@ class BackendRegistry:
                 else:
                     settled = True
                     completion = replace(completion, attempts=retries + 1)
-                    self._succeeded(slot, permit, completion, started, stream=False)
+                    await self._succeeded(slot, permit, completion, started, stream=False)
                     return completion
-                if slot.policy.should_retry(error, retries_done=retries):
-                    await self._wait_before_retry(slot, error, retries)
+                if slot.policy.should_retry(error, retries_done=retries) and (
+                    await self._wait_before_retry(slot, error, retries, call)
+                ):
                     retries += 1
                     continue
                 settled = True
-                self._failed(slot, permit, error, retries + 1, started, stream=False)
+                await self._failed(slot, permit, error, retries + 1, started, stream=False)
                 raise error
         finally:
-            if not settled:
-                slot.breaker.release(permit)
+            if not settled and permit.trial:
+                await self.breaker_store.run(lambda: slot.breaker.release(permit))
 
     async def _stream_on(
         self,
@@ -317,23 +417,27 @@ class BackendRegistry:
         messages: Sequence[ChatMessage],
         tools: Sequence[ToolSpec],
         temperature: float | None,
+        call: _Call,
     ) -> AsyncGenerator[StreamEvent]:
         backend = self._require(slot)
-        permit = self._acquire(slot)
+        call.budget(slot)
+        permit = await self._acquire(slot)
         started = time.perf_counter()
         retries = 0
         settled = False
         try:
             while True:
                 emitted = False
-                events = backend.stream(messages, tools=tools, temperature=temperature)
+                events = backend.stream(
+                    messages, tools=tools, temperature=temperature, **call.options(slot)
+                )
                 try:
                     await chaos.model_attempt(slot.name)  # off unless CHAOS_ENABLED
                     async for event in events:
                         if isinstance(event, Done):
                             completion = replace(event.completion, attempts=retries + 1)
                             settled = True
-                            self._succeeded(slot, permit, completion, started, stream=True)
+                            await self._succeeded(slot, permit, completion, started, stream=True)
                             yield Done(completion)
                             return
                         emitted = True
@@ -353,17 +457,20 @@ class BackendRegistry:
                     aclose = getattr(events, "aclose", None)
                     if aclose is not None:
                         await aclose()
-                if not emitted and slot.policy.should_retry(error, retries_done=retries):
-                    await self._wait_before_retry(slot, error, retries)
+                if (
+                    not emitted
+                    and slot.policy.should_retry(error, retries_done=retries)
+                    and await self._wait_before_retry(slot, error, retries, call)
+                ):
                     retries += 1
                     continue
                 settled = True
-                self._failed(slot, permit, error, retries + 1, started, stream=True)
+                await self._failed(slot, permit, error, retries + 1, started, stream=True)
                 raise error
         finally:
             # Cancelled, or the consumer stopped reading: no outcome, but free a half-open trial.
-            if not settled:
-                slot.breaker.release(permit)
+            if not settled and permit.trial:
+                await self.breaker_store.run(lambda: slot.breaker.release(permit))
 
     def _require(self, slot: _Slot) -> Backend:
         backend = self._resolve(slot)
@@ -374,8 +481,8 @@ class BackendRegistry:
             raise LLMError(ErrorKind.INTERNAL, message, backend=slot.name, transient=False)
         return backend
 
-    def _acquire(self, slot: _Slot) -> Permit:
-        permit = slot.breaker.acquire()
+    async def _acquire(self, slot: _Slot) -> Permit:
+        permit = slot.breaker.fast_permit() or await self.breaker_store.run(slot.breaker.acquire)
         self._publish_state(slot)
         if permit is not None:
             return permit
@@ -391,14 +498,21 @@ class BackendRegistry:
             "llm_call_failed",
             backend=slot.name,
             model=slot.model,
+            base_url=slot.config.base_url,
             error_kind=error.kind.value,
             attempts=0,
             cooldown_remaining=round(error.retry_after or 0.0, 3),
         )
         raise error
 
-    async def _wait_before_retry(self, slot: _Slot, error: LLMError, retries: int) -> None:
+    async def _wait_before_retry(
+        self, slot: _Slot, error: LLMError, retries: int, call: _Call
+    ) -> bool:
+        """Waits before the next attempt; False when the turn's deadline leaves no room for it
+        (the failure then counts now, and the next backend gets the time)."""
         delay = slot.policy.delay(error, retries_done=retries, rng=self._rng)
+        if not call.room_for(delay + self.min_attempt):
+            return False
         logger.info(
             "llm_call_retried",
             backend=slot.name,
@@ -408,6 +522,7 @@ class BackendRegistry:
             delay=round(delay, 3),
         )
         await self._sleep(delay)
+        return True
 
     def _contain(self, slot: _Slot, exc: Exception) -> LLMError:
         # A bug inside a backend must cost the user this backend, not the conversation.
@@ -419,7 +534,7 @@ class BackendRegistry:
             transient=False,
         )
 
-    def _succeeded(
+    async def _succeeded(
         self,
         slot: _Slot,
         permit: Permit,
@@ -428,7 +543,8 @@ class BackendRegistry:
         *,
         stream: bool,
     ) -> None:
-        slot.breaker.record_success(permit)
+        if permit.trial or permit.failures:  # else nothing to write: no store round trip
+            await self.breaker_store.run(lambda: slot.breaker.record_success(permit))
         slot.window.record(ok=True)
         self._publish_state(slot)
         metrics.call_observed(
@@ -461,7 +577,7 @@ class BackendRegistry:
             )
         )
 
-    def _failed(
+    async def _failed(
         self,
         slot: _Slot,
         permit: Permit,
@@ -473,9 +589,11 @@ class BackendRegistry:
     ) -> None:
         if not error.backend:
             error.backend = slot.name
-        slot.breaker.record_failure(permit)
+        slot.last_error = f"{error.kind.value}: {error.message}"[:500]
+        await self.breaker_store.run(
+            lambda: slot.breaker.record_failure(permit, error=slot.last_error)
+        )
         slot.window.record(ok=False)
-        slot.last_error = f"{error.kind.value}: {error.message}"
         self._publish_state(slot)
         elapsed_ms = (time.perf_counter() - started) * 1000
         metrics.call_observed(backend=slot.name, outcome=error.kind.value)
@@ -483,6 +601,7 @@ class BackendRegistry:
             "llm_call_failed",
             backend=slot.name,
             model=slot.model,
+            base_url=slot.config.base_url,
             error_kind=error.kind.value,
             error=error.message,
             status_code=error.status_code,
@@ -512,6 +631,22 @@ class BackendRegistry:
             except Exception:
                 logger.exception("llm_listener_failed", backend=report.backend)
 
+    def _after_fallback(
+        self, slot: _Slot, completion: Completion, causes: list[LLMError]
+    ) -> Completion:
+        """A backend answered after others failed: say so (a warning, the health page, the
+        completion's ``fallback_from`` for the turn's event), never silently."""
+        if not causes:
+            return completion
+        slot.fallbacks += 1
+        logger.warning(
+            "llm_fallback_used",
+            backend=slot.name,
+            model=completion.model,
+            failed=[f"{cause.backend}: {cause.kind.value}" for cause in causes],
+        )
+        return replace(completion, fallback_from=tuple(cause.backend for cause in causes))
+
     def _all_failed(self, causes: list[LLMError]) -> LLMError:
         logger.error(
             "llm_all_backends_failed",
@@ -522,7 +657,8 @@ class BackendRegistry:
         )
 
     def _publish_state(self, slot: _Slot) -> None:
-        state = slot.breaker.state
+        # What the breaker last read or wrote: no store round trip for a gauge and a log.
+        state = slot.breaker.known_state()
         if state is slot.published_state:
             return
         if slot.published_state is not None:
@@ -540,19 +676,28 @@ class BackendRegistry:
     def health(self) -> list[BackendHealth]:
         report = []
         for slot in self._slots.values():
-            self._publish_state(slot)
+            # One read of the (possibly shared) circuit per backend.
+            snapshot = slot.breaker.snapshot()
+            state = slot.breaker._state_of(snapshot)
+            if state is not slot.published_state:
+                self._publish_state(slot)
             calls, error_rate = slot.window.snapshot()
             report.append(
                 BackendHealth(
                     name=slot.name,
                     kind=slot.config.kind,
                     model=slot.model,
-                    state=slot.breaker.state.value,
+                    state=state.value,
                     error_rate=error_rate,
                     recent_calls=calls,
-                    cooldown_remaining=slot.breaker.cooldown_remaining(),
-                    last_error=slot.last_error,
-                    consecutive_failures=slot.breaker.consecutive_failures,
+                    cooldown_remaining=slot.breaker.cooldown_remaining(snapshot),
+                    last_error=snapshot.last_error or slot.last_error,
+                    consecutive_failures=snapshot.failures,
+                    extra={
+                        "base_url": slot.config.base_url,
+                        "fallback_answers": slot.fallbacks,
+                        "shared_state": self.breaker_store.shared,
+                    },
                 )
             )
         return report
@@ -563,19 +708,26 @@ class BackendRegistry:
                 await slot.backend.aclose()
 
 
-def registry_from_settings(settings: Any) -> BackendRegistry:
-    """The registry described by ``LLM_*`` settings (the only place that reads them).
+def configs_from_settings(settings: Any) -> tuple[list[BackendConfig], str]:
+    """The environment's backends and the default one's name.
 
-    The primary is ``LLM_BACKEND`` (a kind, which also names the backend) with ``LLM_BASE_URL``,
-    ``LLM_API_KEY``, ``LLM_MODEL`` and ``LLM_TIMEOUT_SECONDS``; ``LLM_FALLBACK`` lists further
-    kinds in order, sharing those connection settings. The registry is lazy: the ``offline``
-    kind is registered by its own module, possibly after this runs, and resolves on first use.
-    A ``recorded`` backend reads its cassette path from the optional ``LLM_CASSETTE``.
+    ``LLM_BACKENDS`` (named backends, see :mod:`conversations.llm.configs`) when set, the
+    default being ``LLM_DEFAULT_BACKEND`` or the first. Otherwise the single backend of
+    ``LLM_BACKEND`` (a kind, which also names it) with ``LLM_BASE_URL``, ``LLM_API_KEY``,
+    ``LLM_MODEL`` and ``LLM_TIMEOUT_SECONDS``, plus one backend per kind of ``LLM_FALLBACK``
+    sharing those settings. A ``recorded`` backend reads its cassette from ``LLM_CASSETTE``.
     """
+    from conversations.llm.configs import configs_from_entries, parse_backends
+
+    raw = str(getattr(settings, "LLM_BACKENDS", "") or "")
+    if raw.strip():
+        configs = configs_from_entries(parse_backends(raw))
+        default = str(getattr(settings, "LLM_DEFAULT_BACKEND", "") or "").strip()
+        return configs, default or (configs[0].name if configs else "")
     primary = str(getattr(settings, "LLM_BACKEND", "") or "offline").strip()
     fallback_kinds = [str(kind).strip() for kind in getattr(settings, "LLM_FALLBACK", []) or []]
     cassette = str(getattr(settings, "LLM_CASSETTE", "") or "")
-    configs: list[BackendConfig] = []
+    configs = []
     for kind in dict.fromkeys([primary, *fallback_kinds]):
         if not kind:
             continue
@@ -590,4 +742,49 @@ def registry_from_settings(settings: Any) -> BackendRegistry:
                 options={"cassette": cassette} if kind == "recorded" and cassette else {},
             )
         )
-    return BackendRegistry(configs, fallback=[config.name for config in configs[1:]], lazy=True)
+    return configs, primary
+
+
+def registry_from_settings(
+    settings: Any,
+    *,
+    stored: Sequence[BackendConfig] = (),
+    breaker_store: BreakerStore | None = None,
+    clock: Callable[[], float] | None = None,
+) -> BackendRegistry:
+    """The registry described by ``LLM_*`` settings (the only place that reads them), with the
+    ``stored`` backends (the admin's) the environment does not name.
+
+    The default backend comes first; ``LLM_FALLBACK`` names the default order after it (empty:
+    no fallback). An ``offline`` backend is always configured, so an agent or a fallback may
+    name it. The registry is lazy: the ``offline`` kind is registered by its own module,
+    possibly after this runs, and resolves on first use.
+    """
+    from conversations.llm.configs import merged
+
+    environment, default = configs_from_settings(settings)
+    configs = merged(environment, stored)
+    if not any(config.name == "offline" for config in configs):
+        configs.append(BackendConfig(name="offline", kind="offline"))
+    names = [config.name for config in configs]
+    if default not in names:
+        raise LLMConfigurationError(
+            f"the default backend {default!r} is not configured (configured: {', '.join(names)})"
+        )
+    configs.sort(key=lambda config: config.name != default)
+    fallback = [
+        name
+        for name in (str(item).strip() for item in getattr(settings, "LLM_FALLBACK", []) or [])
+        if name and name != default
+    ]
+    options: dict[str, Any] = {}
+    if clock is not None:
+        options["clock"] = clock
+    return BackendRegistry(
+        configs,
+        fallback=fallback,
+        lazy=True,
+        breaker_store=breaker_store,
+        fallback_reserve=float(getattr(settings, "LLM_FALLBACK_RESERVE_SECONDS", 10.0)),
+        **options,
+    )

@@ -90,32 +90,31 @@ class ToolCall:
     name: str
     arguments: dict[str, Any]
     raw_arguments: str = ""
+    # Why the model's argument string is unusable (not JSON, not an object); ``arguments`` is
+    # then ``{}``. The agent sends this back to the model for one repair round (issue 15 item 6)
+    # instead of discarding the whole answer.
+    error: str = ""
 
     @classmethod
     def parse(cls, *, id: str, name: str, raw_arguments: str, backend: str = "") -> ToolCall:
         """Builds a call from the model's argument string.
 
-        Arguments that are not a JSON object raise ``LLMError(kind="invalid_response")``: every
-        ToolCall that leaves the backend layer has usable arguments. An empty string means ``{}``
-        (some local servers send nothing for a tool without parameters).
+        Arguments that are not a JSON object give a call with ``error`` set and no arguments: a
+        model's slip, not a failed backend (no retry, no breaker failure, no fallback running a
+        different tool). An empty string means ``{}`` (some local servers send nothing for a
+        tool without parameters).
         """
         if not raw_arguments.strip():
             return cls(id=id, name=name, arguments={}, raw_arguments=raw_arguments)
         try:
             arguments = json.loads(raw_arguments)
         except ValueError as exc:
-            raise LLMError(
-                ErrorKind.INVALID_RESPONSE,
-                f"tool call {name!r} has arguments that are not valid JSON: {exc}",
-                backend=backend,
-            ) from exc
-        if not isinstance(arguments, dict):
-            raise LLMError(
-                ErrorKind.INVALID_RESPONSE,
-                f"tool call {name!r} has arguments that are not a JSON object",
-                backend=backend,
-            )
-        return cls(id=id, name=name, arguments=arguments, raw_arguments=raw_arguments)
+            error = f"the arguments of {name!r} are not valid JSON: {exc}"
+        else:
+            if isinstance(arguments, dict):
+                return cls(id=id, name=name, arguments=arguments, raw_arguments=raw_arguments)
+            error = f"the arguments of {name!r} are not a JSON object"
+        return cls(id=id, name=name, arguments={}, raw_arguments=raw_arguments, error=error)
 
     def arguments_json(self) -> str:
         return self.raw_arguments or json.dumps(self.arguments, separators=(",", ":"))
@@ -154,6 +153,11 @@ class Completion:
     # What a reply asks the customer for, when the backend knows (the offline backend does:
     # ``{"operation", "argument", "arguments", "known"}``); None for a model's free text.
     asked: dict[str, Any] | None = None
+    # Backends that failed before this one answered (a fallback; staff see it, never silent).
+    fallback_from: tuple[str, ...] = ()
+    # The model's reasoning (``reasoning_content``, ``<think>`` blocks): kept for the record and
+    # replay, never shown to the customer or stored as the reply.
+    reasoning: str = ""
 
     def as_message(self) -> ChatMessage:
         """The assistant message to append to the history for a follow-up call."""

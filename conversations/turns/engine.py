@@ -32,13 +32,23 @@ from analytics.services import events_batched
 from config.pii import Placeholders, mask_messages
 from conversations import budgets, tools
 from conversations.agent import policy
-from conversations.agent.backends import get_registry
+from conversations.agent.backends import aget_registry
 from conversations.agent.injection import detect_injection, injection_excerpt, leaks_prompt
 from conversations.agent.replies import looks_internal
 from conversations.handoff import HandoffTrigger
 from conversations.interrupts import interrupt_create
 from conversations.llm.registry import BackendRegistry
+from conversations.llm.repair import INVALID_ARGUMENTS, call_problems, repair_messages
 from conversations.llm.types import ChatMessage, Completion, Done, LLMError, TokenDelta, ToolSpec
+from conversations.model_backends import (
+    TURN_DEADLINE,
+    AgentRoute,
+    DelayedNotice,
+    agent_route,
+    tools_within_budget,
+    turn_deadline_end,
+    turn_deadline_start,
+)
 from conversations.models import Agent, Interrupt, Message, ToolCall, Turn
 from conversations.realtime import Outbox, collecting, send_frame
 from conversations.services import handoff_request
@@ -245,6 +255,7 @@ async def run_turn(
     status: str = Turn.Status.COMPLETED
     error_code = ""
     reply: steps.Reply | None = None
+    deadline = turn_deadline_start()  # one deadline for every model call of the turn
     try:
         async with asyncio.timeout(settings.TURN_TIMEOUT_SECONDS):
             status, reply = await _run_intents(conversation_id, turn, plan, prepared)
@@ -260,6 +271,7 @@ async def run_turn(
             apology="Sorry, something went wrong on our side. Your message is saved; "
             "please try again or ask for a human.",
         )
+    turn_deadline_end(deadline)
     turn.latency_ms = (time.perf_counter() - started) * 1000
     # The last reply, the turn record and the turn's events in one transaction; the reply
     # and turn_end go out in one publish.
@@ -371,12 +383,14 @@ async def _agent_loop(
 ) -> TurnOutcome | steps.Reply:
     """Model calls until the model answers in words (the reply, returned to be stored), a
     call waits for a decision, or a budget or a failure ends the intent."""
-    registry = get_registry()
+    registry = await aget_registry()
     setup, verified = offer.setup, offer.verified
-    tools, messages = offer.tools, offer.messages
+    messages = offer.messages
+    tools = tools_within_budget(conversation_id, offer.tools, messages)
     agent = setup.agent
-    backend = agent.backend or None
-    _bind_backend(registry, backend, agent)
+    route = agent_route(agent, registry)  # backend, model and fallback order of the agent
+    repairs = 0
+    _bind_backend(registry, route.backend, agent)
     if offer.refuse is not None:
         await step(steps.unverified_refuse)(
             conversation_id=conversation_id,
@@ -393,8 +407,42 @@ async def _agent_loop(
         if exceeded is not None:
             raise budgets.BudgetExceeded(exceeded)
         completion = await _stream_completion(
-            conversation_id, turn, registry, messages, tools, backend, plan
+            conversation_id, turn, registry, messages, tools, route, plan
         )
+        route = route.after(completion)
+        # Schema violations of offered tools are the tool layer's to answer (the call is
+        # recorded, and approvals still apply); here: unusable JSON and invented tools.
+        # (An invented tool name still goes the tool layer's way: a skipped record and "no
+        # tool named" answered to the model.)
+        problems = [
+            p
+            for p in call_problems(
+                completion.tool_calls, tools, known=setup.operations, check_schema=False
+            )
+            if p.kind == INVALID_ARGUMENTS
+        ]
+        if problems:
+            # Invalid arguments or an invented tool: the model gets the errors for one repair
+            # round; nothing of that answer runs, and the customer sees none of it.
+            await step(steps.model_called)(
+                conversation_id=conversation_id, turn=turn, completion=completion
+            )
+            logger.warning(
+                "llm_tool_calls_invalid",
+                conversation_id=conversation_id,
+                backend=completion.backend,
+                model=completion.model,
+                problems=[f"{p.kind}: {p.message}"[:300] for p in problems],
+                repair=repairs == 0,
+            )
+            if repairs >= 1:
+                await _say(
+                    conversation_id, turn, Message.Role.ASSISTANT, steps.REPAIR_FAILED, agent
+                )
+                return TurnOutcome.DONE
+            repairs += 1
+            messages.extend(repair_messages(completion, problems))
+            continue
         if not completion.tool_calls:
             text = completion.text.strip() or "I'm not sure how to help with that."
             if leaks_prompt(text, messages[0].content or ""):
@@ -439,7 +487,8 @@ async def _agent_loop(
                     conversation_id=conversation_id, setup=setup, messages=messages
                 )
                 if again.verified != verified:
-                    verified, tools, messages = again.verified, again.tools, again.messages
+                    verified, messages = again.verified, again.messages
+                    tools = tools_within_budget(conversation_id, again.tools, messages)
             if result is None:
                 # Waits for a decision: keep the model conversation so the turn resumes later,
                 # in this process or another.
@@ -473,7 +522,7 @@ async def _stream_completion(
     registry: BackendRegistry,
     messages: list[ChatMessage],
     offer: list[ToolSpec],
-    backend: str | None,
+    route: AgentRoute,
     plan: TurnPlan | None = None,
 ) -> Completion:
     """One streamed model call; ``plan`` keeps the PII placeholders (PII_MASK_MODEL_INPUT)."""
@@ -486,22 +535,30 @@ async def _stream_completion(
         placeholders = Placeholders(plan.pii)
         messages = mask_messages(messages, placeholders)
         plan.pii = placeholders.mapping
+
+    async def delayed() -> None:
+        await step(steps.delayed_say)(conversation_id=conversation_id, turn=turn)
+
     try:
-        async for event in registry.stream(messages, tools=offer, backend=backend):
-            if isinstance(event, TokenDelta):
-                now = time.perf_counter()
-                if turn.first_token_ms is None:
-                    turn.first_token_ms = (now - started) * 1000
-                held.append(event.text)
-                streamed.append(event.text)
-                if leaks_prompt("".join(streamed), system_prompt):
-                    held = []  # the reply is replaced at the end (_agent_loop); stop showing it
-                    continue
-                if now - last_sent >= TOKEN_FLUSH_SECONDS:
-                    await _emit(conversation_id, _token_frame(turn, held))
-                    held, last_sent = [], now
-            elif isinstance(event, Done):
-                completion = event.completion
+        async with DelayedNotice(delayed) as notice:
+            async for event in registry.stream(
+                messages, tools=offer, deadline=TURN_DEADLINE.get(), **route.options()
+            ):
+                if isinstance(event, TokenDelta):
+                    notice.cancel()
+                    now = time.perf_counter()
+                    if turn.first_token_ms is None:
+                        turn.first_token_ms = (now - started) * 1000
+                    held.append(event.text)
+                    streamed.append(event.text)
+                    if leaks_prompt("".join(streamed), system_prompt):
+                        held = []  # the reply is replaced at the end (_agent_loop); stop showing it
+                        continue
+                    if now - last_sent >= TOKEN_FLUSH_SECONDS:
+                        await _emit(conversation_id, _token_frame(turn, held))
+                        held, last_sent = [], now
+                elif isinstance(event, Done):
+                    completion = event.completion
     except LLMError as exc:
         await step(steps.model_called)(
             conversation_id=conversation_id,
@@ -639,6 +696,7 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
     status: str = Turn.Status.COMPLETED
     error_code = ""
     reply: steps.Reply | None = None
+    deadline = turn_deadline_start()
     try:
         async with asyncio.timeout(settings.TURN_TIMEOUT_SECONDS):
             await step(steps.conversation_unpause)(conversation_id=conversation_id)
@@ -661,6 +719,7 @@ async def resume_turn(conversation_id: str, interrupt: Interrupt) -> None:
         )
     # The work after the decision (the wait for it is the approval latency, counted apart).
     turn.latency_ms = (turn.latency_ms or 0) + (time.perf_counter() - started) * 1000
+    turn_deadline_end(deadline)
     await step(steps.turn_close, atomic=True)(
         turn=turn, plan=plan, status=status, error_code=error_code, reply=reply
     )

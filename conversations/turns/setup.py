@@ -38,19 +38,26 @@ class AgentSetup:
         }
 
 
-def tool_spec(operation: Operation) -> ToolSpec:
+def tool_spec(operation: Operation, name: str | None = None) -> ToolSpec:
     description = " ".join(filter(None, [operation.summary, operation.description]))[:1000]
     return ToolSpec(
-        name=operation.operation_id,
+        name=name or operation.operation_id,
         description=description or f"{operation.method} {operation.path}",
         # Credential parameters are never the model's to fill (SPEC §6).
         parameters=model_schema(operation),
     )
 
 
-def setup_of(agent: Agent) -> AgentSetup:
-    operations = {op.operation_id: op for op in agent.operations.all() if op.is_tool}
-    return AgentSetup(agent, [tool_spec(op) for op in operations.values()], operations)
+def setup_of(agent: Agent, shared: set[str] | None = None) -> AgentSetup:
+    """``shared``: the operation ids more than one live spec has (their tools get unique
+    names, issue 15 item 7); read here when the caller did not."""
+    from openapi_import.selectors import operation_tool_name, shared_operation_ids
+
+    if shared is None:
+        shared = shared_operation_ids()
+    tools = [op for op in agent.operations.all() if op.is_tool]
+    operations = {operation_tool_name(op, shared): op for op in tools}
+    return AgentSetup(agent, [tool_spec(op, name) for name, op in operations.items()], operations)
 
 
 _agents_cached: tuple[str, float, list[AgentSetup]] | None = None
@@ -69,7 +76,10 @@ def agents_loaded(stamp: str | None = None) -> list[AgentSetup]:
     cached = _agents_cached
     if stamp is not None and cached is not None and cached[0] == stamp and cached[1] > now:
         return cached[2]
-    setups = [setup_of(agent) for agent in agents_enabled()]
+    from openapi_import.selectors import shared_operation_ids
+
+    shared = shared_operation_ids()  # one query for every agent's tool names
+    setups = [setup_of(agent, shared) for agent in agents_enabled()]
     if stamp is not None:
         _agents_cached = (stamp, now + settings.AGENT_CACHE_SECONDS, setups)
     return setups

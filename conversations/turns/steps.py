@@ -653,8 +653,42 @@ def model_called(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cost=completion.cost,
-        data={"attempts": completion.attempts, "tool_calls": len(completion.tool_calls)},
+        data={
+            "attempts": completion.attempts,
+            "tool_calls": len(completion.tool_calls),
+            "fallback_from": list(completion.fallback_from),
+            # Kept for the record and replay; never the reply.
+            "reasoning": completion.reasoning[:4000],
+        },
     )
+    if completion.fallback_from:
+        # A fallback answered: visible to staff as its own event, not only in the logs.
+        event_record(
+            type=EventType.MODEL_CALLED,
+            conversation_id=conversation_id,
+            backend=completion.backend,
+            model=completion.model,
+            outcome="fallback",
+            data={"failed": list(completion.fallback_from)},
+        )
+
+
+# The model's answer was unusable twice in a row (invalid tool arguments, invented tools).
+REPAIR_FAILED = (
+    "Sorry, I couldn't work out how to do that. Could you say it another way? "
+    "Or would you like to talk to a human? Use the button below, or just say so."
+)
+
+
+def delayed_say(*, conversation_id: str, turn: Turn) -> None:
+    """The model is slow (no first token yet): tell the customer, once per turn."""
+    from conversations.model_backends import DELAYED_MESSAGE, delayed_notice_due
+
+    if not delayed_notice_due():
+        return
+    logger.warning("llm_answer_delayed", conversation_id=conversation_id, turn_id=turn.pk)
+    message_say(conversation_id=conversation_id, turn=turn, role=Message.Role.SYSTEM,
+                content=DELAYED_MESSAGE)  # fmt: skip
 
 
 # --- Identity (docs/identity.md; the rules live in conversations.agent.policy) ---------------

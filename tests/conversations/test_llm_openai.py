@@ -150,15 +150,16 @@ async def test_tool_calling_round_trip(server: OpenAITestServer, backend: OpenAI
     ]
 
 
-async def test_invalid_tool_arguments_are_an_invalid_response(
+async def test_invalid_tool_arguments_come_back_with_the_error_not_a_failure(
     server: OpenAITestServer, backend: OpenAIBackend
 ) -> None:
+    """A model's slip (issue 15 item 6): the call carries the error for the repair round; the
+    answer is not thrown away and the backend did not fail."""
     server.enqueue(tool_calls_reply(tool_call("lookup_order", '{"order_id": "A-1', id="c1")))
-    with pytest.raises(LLMError) as caught:
-        await backend.complete([ChatMessage("user", "order A-1")], tools=[LOOKUP])
-    assert caught.value.kind == ErrorKind.INVALID_RESPONSE
-    assert caught.value.transient is False
-    assert "lookup_order" in caught.value.message
+    completion = await backend.complete([ChatMessage("user", "order A-1")], tools=[LOOKUP])
+    (call,) = completion.tool_calls
+    assert call.arguments == {} and call.raw_arguments == '{"order_id": "A-1'
+    assert "lookup_order" in call.error and "not valid JSON" in call.error
 
 
 async def test_stream_yields_text_deltas_in_order_then_usage(

@@ -76,6 +76,8 @@ class StaticBackend(Backend):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> Completion:
         return Completion(self.text, (), Usage(), self.model, self.name, 0.1, Decimal(0), "stop")
 
@@ -85,6 +87,8 @@ class StaticBackend(Backend):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         yield TokenDelta(self.text)
         yield Done(await self.complete(messages))
@@ -254,16 +258,19 @@ async def test_client_errors_are_not_retried(
     assert sleep.delays == []
 
 
-async def test_invalid_tool_arguments_are_not_retried(
+async def test_invalid_tool_arguments_are_not_retried_nor_a_breaker_failure(
     server: OpenAITestServer, make_registry: Callable[..., BackendRegistry]
 ) -> None:
     from tests.support.openai_server import tool_call, tool_calls_reply
 
-    registry = make_registry(openai_config(server.url, max_retries=3))
+    config = openai_config(server.url, max_retries=3, breaker_failures=1)
+    registry = make_registry(config)
     server.enqueue(tool_calls_reply(tool_call("lookup_order", "{broken")), text_reply("no"))
-    error = await fails(registry.complete(HELLO))
-    assert [cause.kind for cause in error.causes] == [ErrorKind.INVALID_RESPONSE]
+    completion = await registry.complete(HELLO)
+    assert completion.tool_calls[0].error
     assert len(server.chat_requests) == 1
+    (health,) = registry.health()
+    assert (health.state, health.consecutive_failures) == ("closed", 0)
 
 
 # -- circuit breaker ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from conversations import realtime
 from conversations.agents import agents_load, template_text
 from conversations.llm.registry import BackendRegistry
 from conversations.llm.types import Completion, Done, TokenDelta, Usage
+from conversations.model_backends import AgentRoute
 from conversations.models import Agent, Conversation, Turn
 from conversations.turns import engine, setup, steps
 from openapi_import.models import Operation
@@ -77,7 +78,7 @@ async def stream(conversation: Conversation, registry: Scripted) -> None:
     token = engine._outbox.set(box)
     try:
         completion = await engine._stream_completion(
-            str(conversation.pk), turn, cast(BackendRegistry, registry), [], [], None
+            str(conversation.pk), turn, cast(BackendRegistry, registry), [], [], AgentRoute()
         )
         await box.flush()
     finally:

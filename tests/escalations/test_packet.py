@@ -179,6 +179,8 @@ class ScriptedBackend(Backend):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> Completion:
         await asyncio.sleep(self.options.get("delay", 0))
         if "error" in self.options:
@@ -200,6 +202,8 @@ class ScriptedBackend(Backend):
         *,
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
+        model: str | None = None,
+        time_limit: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         raise NotImplementedError
 
