@@ -46,7 +46,11 @@ async def test_a_demo_conversation_replays_every_step_without_running_anything(
 
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr("conversations.turns.engine.get_registry", refuse)
+
+    async def refuse_registry(*args: Any, **kwargs: Any) -> None:
+        refuse(*args, **kwargs)
+
+    monkeypatch.setattr("conversations.turns.engine.aget_registry", refuse_registry)
 
     def read() -> tuple[Any, Any]:
         page = _login(supervisor).get(f"/admin/analytics/replay/{conversation.pk}/")
