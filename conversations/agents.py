@@ -13,6 +13,7 @@ import yaml
 from django.db import transaction
 
 from config.errors import ApplicationError, ErrorCode
+from conversations.model_backends import agent_backend_problems
 from conversations.models import Agent
 from openapi_import.models import Operation
 
@@ -179,6 +180,20 @@ def agent_update(*, agent: Agent, changes: dict[str, Any]) -> Agent:
             if not isinstance(changes["enabled"], bool):
                 raise _invalid("enabled must be true or false.")
             agent.enabled = changes["enabled"]
+        # The backend must be a configured one, as in the admin and YAML loads: an unknown
+        # name is refused here, not found broken in a turn.
+        problems = agent_backend_problems(backend=agent.backend, fallback=agent.fallback)
+        if problems:
+            raise ApplicationError(
+                ErrorCode.VALIDATION_ERROR,
+                " ".join(problems.values()),
+                details={
+                    "fields": [
+                        {"field": name, "message": message, "type": "invalid"}
+                        for name, message in problems.items()
+                    ]
+                },
+            )
         agent.save()
         if "operations" in changes:
             if not isinstance(changes["operations"], list):

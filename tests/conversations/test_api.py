@@ -487,9 +487,17 @@ def test_agent_update_reaches_every_process(shop: Client, agent: Agent) -> None:
         {"operations": ["noSuchOperation"]},
         {"enabled": None},
         {"backend": "x" * 51},
+        {"backend": "no-such-backend"},
         {"permission": "write"},
     ],
-    ids=["empty-description", "unknown-operation", "null-enabled", "long-backend", "unknown-field"],
+    ids=[
+        "empty-description",
+        "unknown-operation",
+        "null-enabled",
+        "long-backend",
+        "unknown-backend",
+        "unknown-field",
+    ],
 )
 def test_agent_update_refuses_bad_input(shop: Client, agent: Agent, body: dict[str, Any]) -> None:
     response = shop.patch("/api/v1/agents/orders", body, content_type="application/json")
