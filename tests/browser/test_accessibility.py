@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -46,8 +47,11 @@ def serious_violations(target: Page | Frame) -> list[str]:
     ]
 
 
-@pytest.mark.usefixtures("demo")
-def test_chat_page_is_accessible_and_keyboard_only(page: Page, console: Console) -> None:
+def test_chat_page_is_accessible_and_keyboard_only(
+    page: Page,
+    demo: Any,  # noqa: F811  (after ``page``: see tests/browser/test_chat.py::demo)
+    console: Console,
+) -> None:
     open_chat(page)
     assert serious_violations(page) == []
     log = page.locator(LOG)
@@ -89,9 +93,11 @@ def test_chat_page_is_accessible_and_keyboard_only(page: Page, console: Console)
     assert console.errors == []
 
 
-@pytest.mark.usefixtures("demo")
 def test_widget_is_accessible_and_keyboard_only(
-    page: Page, server: Server, console: Console
+    page: Page,
+    server: Server,
+    demo: Any,  # noqa: F811  (after ``page``: see tests/browser/test_chat.py::demo)
+    console: Console,
 ) -> None:
     host = HostPage(server=server.url)
     with host_site(host) as port:
@@ -127,9 +133,11 @@ def test_widget_is_accessible_and_keyboard_only(
     assert console.errors == []
 
 
-@pytest.mark.usefixtures("demo")
 def test_admin_custom_pages_are_accessible(
-    browser: Browser, server: Server, django_user_model: type[User]
+    browser: Browser,
+    server: Server,
+    demo: Any,  # noqa: F811  (after ``browser``: see tests/browser/test_chat.py::demo)
+    django_user_model: type[User],
 ) -> None:
     django_user_model.objects.create_superuser("root", "root@example.test", "pw-for-tests")
     context = browser.new_context(base_url=server.url)

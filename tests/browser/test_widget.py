@@ -53,9 +53,11 @@ def send(frame: FrameLocator, text: str) -> None:
     frame.locator("#chat-input").press("Enter")
 
 
-@pytest.mark.usefixtures("demo")
 def test_customer_chats_and_approves_on_the_businesss_page(
-    page: Page, server: Server, console: Console
+    page: Page,
+    server: Server,
+    demo: Any,  # noqa: F811  (after ``page``: see tests/browser/test_chat.py::demo)
+    console: Console,
 ) -> None:
     host = HostPage(server=server.url)
     with host_site(host) as port:
