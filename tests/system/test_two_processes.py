@@ -1,6 +1,6 @@
 """Two Daphne processes sharing PostgreSQL and Redis behave as one (SPEC §13; issue 18 item 8):
-a claim race across them has one winner, and an action proposed on one process and approved on
-the other runs exactly once. (Staff seeing
+the chat's rate limit is one budget across them, a claim race across them has one winner, and
+an action proposed on one process and approved on the other runs exactly once. (Staff seeing
 across processes is tests/escalations/test_fanout.py.)"""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 
 from access.models import ApiKey
 from access.services import api_key_issue
-from conversations.models import Conversation, ToolCall
+from conversations.models import Conversation, Message, ToolCall
 from tests.conversations.chat import verify_customer, visitor_cookie
 from tests.escalations.support import escalate
 from tests.escalations.test_fanout import free_port, start_daphnes
@@ -87,6 +87,43 @@ async def _until(
 
 def _is(kind: str) -> Callable[[dict[str, Any]], bool]:
     return lambda frame: frame["type"] == kind
+
+
+def _stored_or_refused(client_id: str) -> Callable[[dict[str, Any]], bool]:
+    def done(frame: dict[str, Any]) -> bool:
+        if frame["type"] == "message":
+            return bool(frame.get("client_id") == client_id)
+        return bool(frame.get("code") == "rate_limited")
+
+    return done
+
+
+async def _rate_limit_across(ports: list[int], conversation_id: str) -> list[str]:
+    sockets = [await _chat(port, ports[0], conversation_id) for port in ports]
+    outcomes: list[str] = []
+    try:
+        for index in range(RATE_LIMIT + 1):
+            socket = sockets[index % 2]
+            client_id = f"m{index}"
+            await socket.send_json({"type": "message", "client_id": client_id, "content": "hi"})
+            # Both sockets see every stored message of the conversation: wait for this one's
+            # own echo (stored) or its refusal, skipping the other frames.
+            frames = await _until(socket, _stored_or_refused(client_id))
+            outcomes.append("limited" if frames[-1]["type"] == "error" else "stored")
+    finally:
+        for socket in sockets:
+            await socket.close()
+    return outcomes
+
+
+def test_the_chat_rate_limit_is_one_budget_across_processes(
+    two_servers: list[int], conversation: Conversation
+) -> None:
+    outcomes = asyncio.run(_rate_limit_across(two_servers, str(conversation.pk)))
+
+    # Messages alternate between the processes: per-process budgets would store all four.
+    assert outcomes == ["stored"] * RATE_LIMIT + ["limited"]
+    assert Message.objects.filter(conversation=conversation, role="user").count() == RATE_LIMIT
 
 
 def test_a_claim_race_across_processes_has_one_winner(
