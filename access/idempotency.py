@@ -36,7 +36,7 @@ from django.http.request import RawPostDataException
 from django.utils import timezone
 
 from access.models import IdempotencyRecord
-from config.errors import ApplicationError, ErrorCode
+from config.errors import ApplicationError, ErrorCode, invalid_fields
 
 logger = structlog.get_logger(__name__)
 
@@ -54,11 +54,7 @@ def ttl() -> timedelta:
 
 
 def _invalid_key(message: str) -> ApplicationError:
-    return ApplicationError(
-        ErrorCode.VALIDATION_ERROR,
-        message,
-        details={"fields": [{"field": HEADER, "message": message, "type": "invalid"}]},
-    )
+    return invalid_fields(message, {HEADER: message}, kind="invalid")
 
 
 def parse_key(raw: str) -> str:

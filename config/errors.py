@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -113,6 +114,23 @@ class ApplicationError(Exception):
 
     def __repr__(self) -> str:
         return f"ApplicationError({self.code!s}, {self.message!r})"
+
+
+def invalid_fields(
+    message: str, fields: Mapping[str, str], *, kind: str | None = None
+) -> ApplicationError:
+    """A ``validation_error`` naming the fields at fault, in the API's field-error shape
+    (``details.fields``: ``field``, ``message`` and, when given, ``type``)."""
+    return ApplicationError(
+        ErrorCode.VALIDATION_ERROR,
+        message,
+        details={
+            "fields": [
+                {"field": field, "message": text, **({"type": kind} if kind else {})}
+                for field, text in fields.items()
+            ]
+        },
+    )
 
 
 ENVELOPE_KEYS = frozenset({"success", "data", "error"})

@@ -12,7 +12,7 @@ import structlog
 import yaml
 from django.db import transaction
 
-from config.errors import ApplicationError, ErrorCode
+from config.errors import ApplicationError, ErrorCode, invalid_fields
 from conversations.model_backends import agent_backend_problems
 from conversations.models import Agent
 from openapi_import.models import Operation
@@ -184,16 +184,7 @@ def agent_update(*, agent: Agent, changes: dict[str, Any]) -> Agent:
         # name is refused here, not found broken in a turn.
         problems = agent_backend_problems(backend=agent.backend, fallback=agent.fallback)
         if problems:
-            raise ApplicationError(
-                ErrorCode.VALIDATION_ERROR,
-                " ".join(problems.values()),
-                details={
-                    "fields": [
-                        {"field": name, "message": message, "type": "invalid"}
-                        for name, message in problems.items()
-                    ]
-                },
-            )
+            raise invalid_fields(" ".join(problems.values()), problems, kind="invalid")
         agent.save()
         if "operations" in changes:
             if not isinstance(changes["operations"], list):

@@ -14,7 +14,7 @@ from ninja import Query, Router, Status
 
 from access.auth import require
 from access.models import ApiKey
-from config.errors import ApplicationError, ErrorCode
+from config.errors import invalid_fields
 from conversations.agents import agent_update
 from conversations.headless import (
     RUNNING,
@@ -267,10 +267,8 @@ def approve_interrupt(
     request: HttpRequest, conversation_id: UUID, interrupt_id: UUID, payload: DecisionIn
 ) -> Any:
     if not payload.arguments_hash:
-        raise ApplicationError(
-            ErrorCode.VALIDATION_ERROR,
-            "Approving needs the interrupt's arguments_hash.",
-            details={"fields": [{"field": "arguments_hash", "message": "required"}]},
+        raise invalid_fields(
+            "Approving needs the interrupt's arguments_hash.", {"arguments_hash": "required"}
         )
     return _decide(request, conversation_id, interrupt_id, True, payload)
 

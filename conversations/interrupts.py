@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from analytics.models import EventType
 from analytics.services import event_record
-from config.errors import ApplicationError, ErrorCode
+from config.errors import ApplicationError, ErrorCode, invalid_fields
 from conversations.models import Interrupt, Message, ToolCall, Turn
 from conversations.services import message_append
 from openapi_import.models import Operation
@@ -339,10 +339,8 @@ def interrupt_edit_arguments(
     try:
         validate_arguments(operation, arguments)
     except ToolArgumentError as exc:
-        raise ApplicationError(
-            ErrorCode.VALIDATION_ERROR,
-            f"The arguments do not fit the operation: {exc}",
-            details={"fields": [{"field": "arguments", "message": str(exc)}]},
+        raise invalid_fields(
+            f"The arguments do not fit the operation: {exc}", {"arguments": str(exc)}
         ) from exc
     with transaction.atomic():
         interrupt.arguments = arguments

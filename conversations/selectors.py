@@ -15,7 +15,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from config.errors import ApplicationError, ErrorCode
+from config.errors import invalid_fields
 from conversations.models import (
     Agent,
     Conversation,
@@ -295,10 +295,8 @@ def _cursor_decode(cursor: str) -> tuple[datetime, UUID]:
         created, _, pk = raw.partition("|")
         return datetime.fromisoformat(created), UUID(pk)
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
-        raise ApplicationError(
-            ErrorCode.VALIDATION_ERROR,
-            "cursor is not one this API handed out.",
-            details={"fields": [{"field": "cursor", "message": "invalid", "type": "invalid"}]},
+        raise invalid_fields(
+            "cursor is not one this API handed out.", {"cursor": "invalid"}, kind="invalid"
         ) from exc
 
 

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 import safehttp
-from config.errors import ApplicationError, ErrorCode
+from config.errors import ApplicationError, ErrorCode, invalid_fields
 from config.versions import AGENT_TOOLS, bump
 from conversations.approval_rules import ApprovalRuleError, normalize
 from openapi_import.classification import Classification, classify
@@ -573,12 +573,8 @@ def _approval_rules_clean(rules: Any) -> list[dict[str, Any]]:
 
 
 def _field_error(field: str, message: str) -> ApplicationError:
-    """A validation error on one field of the review, in the API's field-error shape."""
-    return ApplicationError(
-        ErrorCode.VALIDATION_ERROR,
-        message,
-        details={"fields": [{"field": field, "message": message}]},
-    )
+    """A validation error on one field of the review."""
+    return invalid_fields(message, {field: message})
 
 
 def operations_bulk_update(*, operations: QuerySet[Operation], action: str, user: User) -> int:

@@ -20,7 +20,6 @@ class TurnErrorCode(StrEnum):
     """``Turn.error_code``: why a turn failed, or how a paused one ended."""
 
     BACKEND_UNAVAILABLE = "backend_unavailable"
-    TURN_TIMEOUT = "turn_timeout"
     INTERNAL_ERROR = "internal_error"
     BUDGET_EXCEEDED = "budget_exceeded"
     INTERRUPT_EXPIRED = "interrupt_expired"

@@ -33,11 +33,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
 db = database_sync_to_async
 
 
-def _staff_rule(settings: Any) -> None:
+def _ben_under_the_staff_rule(conversation: Conversation, settings: Any) -> None:
+    """Ben is verified; refunds above 50 wait for staff, others for him."""
     from openapi_import.models import Operation
 
+    verify_customer(conversation.pk, email="ben@example.com")
     Operation.objects.filter(operation_id="createRefund").update(approval="user")
     settings.REFUND_STAFF_THRESHOLD = 50
+
+
+async def _customer(conversation: Conversation) -> WebsocketCommunicator:
+    customer, _ = await connect(conversation.pk, "visitor-a")
+    await idle()  # the engine's check at connect
+    return customer
 
 
 async def _ask_refund(customer: WebsocketCommunicator, amount: int) -> dict[str, Any]:
@@ -71,12 +79,10 @@ def _decide(user: User, interrupt_id: str, **post: str) -> None:
 async def test_a_staff_approval_appears_in_the_queue_at_once_and_leaves_when_decided(
     demo: Any, conversation: Conversation, support_agent: User, settings: Any
 ) -> None:
-    await db(verify_customer)(conversation.pk, email="ben@example.com")
-    await db(_staff_rule)(settings)
+    await db(_ben_under_the_staff_rule)(conversation, settings)
     staff, snapshot = await staff_connect(support_agent)
     assert isinstance(snapshot, dict) and snapshot["interrupts"] == []
-    customer, _ = await connect(conversation.pk, "visitor-a")
-    await idle()
+    customer = await _customer(conversation)
 
     card = await _ask_refund(customer, 80)
 
@@ -108,11 +114,9 @@ async def test_a_staff_approval_appears_in_the_queue_at_once_and_leaves_when_dec
 async def test_edited_arguments_reach_the_queue_and_the_customers_card(
     demo: Any, conversation: Conversation, support_agent: User, settings: Any
 ) -> None:
-    await db(verify_customer)(conversation.pk, email="ben@example.com")
-    await db(_staff_rule)(settings)
+    await db(_ben_under_the_staff_rule)(conversation, settings)
     staff, _ = await staff_connect(support_agent)
-    customer, _ = await connect(conversation.pk, "visitor-a")
-    await idle()
+    customer = await _customer(conversation)
     card = await _ask_refund(customer, 80)
     await next_of(staff, "interrupt_pending")
     proposed = card["arguments"]
@@ -160,11 +164,9 @@ def _chat_page(conversation: Conversation) -> str:
 async def test_an_expired_staff_approval_leaves_the_queue(
     demo: Any, conversation: Conversation, support_agent: User, settings: Any
 ) -> None:
-    await db(verify_customer)(conversation.pk, email="ben@example.com")
-    await db(_staff_rule)(settings)
+    await db(_ben_under_the_staff_rule)(conversation, settings)
     staff, _ = await staff_connect(support_agent)
-    customer, _ = await connect(conversation.pk, "visitor-a")
-    await idle()
+    customer = await _customer(conversation)
     card = await _ask_refund(customer, 80)
     await next_of(staff, "interrupt_pending")
 
@@ -182,11 +184,9 @@ async def test_an_expired_staff_approval_leaves_the_queue(
 async def test_a_customer_approval_is_not_sent_to_staff(
     demo: Any, conversation: Conversation, support_agent: User, settings: Any
 ) -> None:
-    await db(verify_customer)(conversation.pk, email="ben@example.com")
-    await db(_staff_rule)(settings)
+    await db(_ben_under_the_staff_rule)(conversation, settings)
     staff, _ = await staff_connect(support_agent)
-    customer, _ = await connect(conversation.pk, "visitor-a")
-    await idle()
+    customer = await _customer(conversation)
 
     card = await _ask_refund(customer, 20)
 
@@ -200,13 +200,11 @@ async def test_a_viewer_on_the_queue_is_not_sent_staff_approvals(
     demo: Any, conversation: Conversation, viewer: User, support_agent: User, settings: Any
 ) -> None:
     # As in the snapshot: only those who may decide see what waits for a decision.
-    await db(verify_customer)(conversation.pk, email="ben@example.com")
-    await db(_staff_rule)(settings)
+    await db(_ben_under_the_staff_rule)(conversation, settings)
     watcher, snapshot = await staff_connect(viewer)
     assert isinstance(snapshot, dict) and snapshot["interrupts"] == []
     agent, _ = await staff_connect(support_agent)
-    customer, _ = await connect(conversation.pk, "visitor-a")
-    await idle()
+    customer = await _customer(conversation)
 
     await _ask_refund(customer, 80)
 
